@@ -1,0 +1,73 @@
+# approval: human approval workflows inside PostgreSQL (PGXS build)
+#
+#   make demo        install what is missing, build, start ./.demo and walk through a workflow
+#   make test        every suite (pg_regress, isolation, pgTAP, TAP) on a throwaway cluster
+#   make bench       pgbench figures into doc/performance.md
+#   make install     install into the PostgreSQL that pg_config names
+#   make installcheck  pg_regress + isolation + pgTAP against a running server (PGHOST/PGPORT)
+
+EXTENSION  = approval
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = approval
+OBJS = \
+	src/approval.o \
+	src/actor.o \
+	src/spi_util.o
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA       = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DOCS       = $(wildcard doc/*.md)
+
+# pg_regress suites, in run order (sql/NAME.sql, expected/NAME.out)
+REGRESS_TESTS = $(shell cat test/regress_schedule)
+# isolation specs (test/isolation/NAME.spec, test/isolation/expected/NAME.out)
+ISOLATION_TESTS = $(basename $(notdir $(wildcard test/isolation/*.spec)))
+
+PG_CONFIG ?= pg_config
+
+# -Wall -Wextra everywhere; -Werror in CI (CI=true) or when WERROR=1.
+PG_CPPFLAGS = -I$(srcdir)/src -DAPPROVAL_VERSION='"$(EXTVERSION)"'
+PG_CFLAGS   = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+              $(if $(filter true 1,$(CI) $(WERROR)),-Werror)
+
+# The suites start their own servers; see tools/run-tests.sh.
+NO_INSTALLCHECK = 1
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(OBJS): src/approval.h
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
+	cp $< $@
+
+.PHONY: test installcheck demo demo-stop bench bootstrap print-%
+
+# Install the Debian packages the build and the suites need (no-op when present).
+bootstrap:
+	@tools/bootstrap.sh
+
+test: bootstrap
+	$(MAKE) all
+	tools/as-root.sh $(MAKE) install
+	tools/run-tests.sh --regress "$(REGRESS_TESTS)" --isolation "$(ISOLATION_TESTS)"
+
+installcheck:
+	tools/run-tests.sh --existing --regress "$(REGRESS_TESTS)" --isolation "$(ISOLATION_TESTS)"
+
+demo: bootstrap
+	$(MAKE) all
+	tools/as-root.sh $(MAKE) install
+	tools/demo.sh start
+
+demo-stop:
+	tools/demo.sh stop
+
+bench: bootstrap
+	$(MAKE) all
+	tools/as-root.sh $(MAKE) install
+	tools/bench.sh
+
+print-%:
+	@echo '$($*)'

@@ -1,0 +1,249 @@
+/*-------------------------------------------------------------------------
+ *
+ * actor.c
+ *	  Who is acting, and which approver targets that person answers for.
+ *
+ * The acting principal is decided by the role outside any SECURITY DEFINER
+ * switch (GetOuterUserId), never by the extension owner the engine runs as.
+ * An application that connects as one role and acts for many people sets
+ * approval.actor; that is honoured only for members of approval_gateway.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+/* the principal mapped to a PostgreSQL role */
+static ApprovalPlan principal_by_role = {
+	"SELECT id FROM approval.principal WHERE pg_role = $1",
+	1, {NAMEOID}
+};
+
+/* the role mapped to a principal */
+static ApprovalPlan role_of_principal = {
+	"SELECT r.oid FROM approval.principal p"
+	"  JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
+	" WHERE p.id = $1",
+	1, {TEXTOID}
+};
+
+/*
+ * Every target an actor answers for, with the principal it answers as: the
+ * actor itself (delegated = false) and each principal with an active
+ * delegation to it (delegated = true), restricted to delegations that cover
+ * workflow $3 (NULL: all).  Role membership is real membership through
+ * pg_auth_members, so a superuser is not "a member of every role" here.
+ */
+static ApprovalPlan targets_plan = {
+	"WITH RECURSIVE who(pid, roleid, delegated) AS ("
+	"  SELECT $1::text, $2::oid, false"
+	"  UNION ALL"
+	"  SELECT d.delegator, r.oid, true"
+	"    FROM approval.delegation d"
+	"    LEFT JOIN approval.principal p ON p.id = d.delegator AND p.active"
+	"    LEFT JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
+	"   WHERE d.delegate = $1 AND d.revoked_at IS NULL"
+	"     AND d.starts <= pg_catalog.now()"
+	"     AND (d.ends IS NULL OR d.ends > pg_catalog.now())"
+	"     AND ($3::text IS NULL OR d.workflow IS NULL OR d.workflow = $3)"
+	"), mem(pid, roleid) AS ("
+	"  SELECT pid, roleid FROM who WHERE roleid IS NOT NULL"
+	"  UNION"
+	"  SELECT mem.pid, a.roleid FROM mem"
+	"    JOIN pg_catalog.pg_auth_members a ON a.member = mem.roleid"
+	"), t(pid, target) AS ("
+	"  SELECT pid, 'user:' || pid FROM who"
+	"  UNION"
+	"  SELECT w.pid, 'group:' || m.group_name FROM who w"
+	"    JOIN approval.group_member m ON m.principal_id = w.pid"
+	"  UNION"
+	"  SELECT mem.pid, 'group:' || g.name FROM mem"
+	"    JOIN pg_catalog.pg_roles r ON r.oid = mem.roleid"
+	"    JOIN approval.approver_group g ON g.pg_role = r.rolname"
+	"  UNION"
+	"  SELECT mem.pid, 'role:' || r.rolname FROM mem"
+	"    JOIN pg_catalog.pg_roles r ON r.oid = mem.roleid"
+	")"
+	" SELECT t.pid, (t.pid IS DISTINCT FROM $1) AS delegated, t.target FROM t"
+	" ORDER BY 2, 1, 3",
+	3, {TEXTOID, OIDOID, TEXTOID}
+};
+
+static Oid
+role_oid_or_invalid(const char *rolname)
+{
+	return get_role_oid(rolname, true);
+}
+
+/*
+ * Decide who is acting.  The caller must be connected to SPI.
+ */
+void
+approval_get_actor(ApprovalActor *actor)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			admin_role;
+
+	if (approval_actor != NULL && approval_actor[0] != '\0')
+	{
+		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
+		Datum		arg;
+
+		if (!OidIsValid(gateway) || !is_member_of_role(outer, gateway))
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_ACTOR_NOT_ALLOWED),
+					 errmsg("role \"%s\" may not set approval.actor",
+							GetUserNameFromId(outer, false)),
+					 errdetail("Only members of the role %s may act for another principal.",
+							   APPROVAL_GATEWAY_ROLE),
+					 errhint("RESET approval.actor, or GRANT %s to the application's role.",
+							 APPROVAL_GATEWAY_ROLE)));
+
+		actor->id = pstrdup(approval_actor);
+		arg = CStringGetTextDatum(actor->id);
+		actor->roleid = InvalidOid;
+		if (approval_exec(&role_of_principal, &arg, NULL, true, 1) == 1)
+		{
+			bool		isnull;
+			Datum		d = approval_getdatum(0, 1, &isnull);
+
+			if (!isnull)
+				actor->roleid = DatumGetObjectId(d);
+		}
+	}
+	else
+	{
+		char	   *rolname = GetUserNameFromId(outer, false);
+		Datum		arg = DirectFunctionCall1(namein, CStringGetDatum(rolname));
+
+		if (approval_exec(&principal_by_role, &arg, NULL, true, 1) == 1)
+			actor->id = approval_gettext(0, 1);
+		else
+			actor->id = pstrdup(rolname);
+		actor->roleid = outer;
+	}
+
+	admin_role = role_oid_or_invalid(APPROVAL_ADMIN_ROLE);
+	actor->is_admin = OidIsValid(actor->roleid) && OidIsValid(admin_role) &&
+		has_privs_of_role(actor->roleid, admin_role);
+}
+
+/*
+ * The target sets an actor answers for, one per principal it can vote as:
+ * the actor itself first, then each delegator.  The caller must be connected
+ * to SPI; the result lives in the caller's memory context.
+ */
+List *
+approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
+{
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	int			n;
+	List	   *sets = NIL;
+	ApprovalTargetSet *cur = NULL;
+
+	args[0] = CStringGetTextDatum(actor->id);
+	args[1] = ObjectIdGetDatum(actor->roleid);
+	if (!OidIsValid(actor->roleid))
+		nulls[1] = 'n';
+	if (workflow != NULL)
+		args[2] = CStringGetTextDatum(workflow);
+	else
+		nulls[2] = 'n';
+
+	n = approval_exec(&targets_plan, args, nulls, true, 0);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *pid = approval_gettext(i, 1);
+
+		if (cur == NULL || strcmp(cur->principal, pid) != 0)
+		{
+			cur = palloc0(sizeof(ApprovalTargetSet));
+			cur->principal = pid;
+			cur->delegated = approval_getbool(i, 2);
+			sets = lappend(sets, cur);
+		}
+		cur->targets = lappend(cur->targets, approval_gettext(i, 3));
+	}
+	return sets;
+}
+
+/* All targets of all sets, without duplicates, sorted */
+ArrayType *
+approval_flatten_targets(List *sets)
+{
+	List	   *all = NIL;
+	ListCell   *ls,
+			   *lt;
+
+	foreach(ls, sets)
+	{
+		ApprovalTargetSet *set = lfirst(ls);
+
+		foreach(lt, set->targets)
+		{
+			char	   *t = lfirst(lt);
+			bool		seen = false;
+			ListCell   *la;
+
+			foreach(la, all)
+				if (strcmp(lfirst(la), t) == 0)
+				{
+					seen = true;
+					break;
+				}
+			if (!seen)
+				all = lappend(all, t);
+		}
+	}
+	list_sort(all, approval_cmp_cstring);
+	return approval_text_array(all);
+}
+
+int
+approval_cmp_cstring(const ListCell *a, const ListCell *b)
+{
+	return strcmp(lfirst(a), lfirst(b));
+}
+
+PG_FUNCTION_INFO_V1(approval_current_actor);
+Datum
+approval_current_actor(PG_FUNCTION_ARGS)
+{
+	ApprovalActor actor;
+	text	   *result;
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+	result = (text *) SPI_palloc(VARHDRSZ + strlen(actor.id));
+	SET_VARSIZE(result, VARHDRSZ + strlen(actor.id));
+	memcpy(VARDATA(result), actor.id, strlen(actor.id));
+	approval_spi_finish();
+	PG_RETURN_TEXT_P(result);
+}
+
+PG_FUNCTION_INFO_V1(approval_my_targets);
+Datum
+approval_my_targets(PG_FUNCTION_ARGS)
+{
+	ApprovalActor actor;
+	MemoryContext upper = CurrentMemoryContext;
+	MemoryContext old;
+	List	   *sets;
+	ArrayType  *result;
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+	sets = approval_actor_target_sets(&actor, NULL);
+	old = MemoryContextSwitchTo(upper);
+	result = approval_flatten_targets(sets);
+	MemoryContextSwitchTo(old);
+	approval_spi_finish();
+	PG_RETURN_ARRAYTYPE_P(result);
+}

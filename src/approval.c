@@ -1,0 +1,119 @@
+/*-------------------------------------------------------------------------
+ *
+ * approval.c
+ *	  Module glue: _PG_init and the approval.* settings.
+ *
+ * The library works both from shared_preload_libraries (where it will also
+ * register the background worker) and loaded on first use by CREATE
+ * EXTENSION or a function call.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+PG_MODULE_MAGIC;
+
+char	   *approval_actor = NULL;
+bool		approval_notify = true;
+char	   *approval_notify_channel = NULL;
+char	   *approval_databases = NULL;
+int			approval_tick_interval = 1000;
+
+void		_PG_init(void);
+
+static bool
+check_notify_channel(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+	{
+		GUC_check_errdetail("approval.notify_channel must not be empty.");
+		return false;
+	}
+	if (strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("approval.notify_channel must be shorter than %d bytes.",
+							NAMEDATALEN);
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *raw;
+	List	   *names;
+	bool		ok;
+
+	if (*newval == NULL)
+		return true;
+	raw = pstrdup(*newval);
+	ok = SplitIdentifierString(raw, ',', &names);
+	if (!ok)
+		GUC_check_errdetail("approval.databases must be a comma-separated list of database names.");
+	list_free(names);
+	pfree(raw);
+	return ok;
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("approval.actor",
+							   "Principal the current transaction acts for.",
+							   "Honoured only for members of the role approval_gateway; "
+							   "set it with SET LOCAL from an application that acts for many people.",
+							   &approval_actor,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("approval.notify",
+							 "Send every event with pg_notify as well as writing it to the log.",
+							 "Turn off where listeners read approval.events_after() instead: "
+							 "a notifying transaction takes a global lock at commit.",
+							 &approval_notify,
+							 true,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("approval.notify_channel",
+							   "Channel on which events are sent with pg_notify.",
+							   NULL,
+							   &approval_notify_channel,
+							   "approval",
+							   PGC_USERSET,
+							   0,
+							   check_notify_channel, NULL, NULL);
+
+	DefineCustomStringVariable("approval.databases",
+							   "Databases in which the background worker runs approval.tick().",
+							   "A comma-separated list of database names.",
+							   &approval_databases,
+							   "postgres",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   check_databases, NULL, NULL);
+
+	DefineCustomIntVariable("approval.tick_interval",
+							"How often the background worker runs approval.tick().",
+							NULL,
+							&approval_tick_interval,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("approval");
+#else
+	EmitWarningsOnPlaceholders("approval");
+#endif
+}

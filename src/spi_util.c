@@ -1,0 +1,189 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *	  Prepared statements kept for the life of the backend, and small helpers
+ *	  to read SPI results and text arrays.
+ *
+ * Each ApprovalPlan is a static struct next to the code that runs it.  The
+ * first execution prepares it with SPI_prepare and keeps it (SPI_keepplan);
+ * the plan cache re-plans it by itself when a table it uses changes, so the
+ * kept plans survive DROP EXTENSION / CREATE EXTENSION in one session.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+void
+approval_spi_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("approval: could not connect to SPI")));
+}
+
+void
+approval_spi_finish(void)
+{
+	SPI_finish();
+}
+
+/*
+ * Run a kept statement; returns SPI_processed.  Errors in the statement
+ * propagate as they are (they carry their own SQLSTATE).
+ */
+int
+approval_exec(ApprovalPlan *p, Datum *values, const char *nulls,
+			  bool read_only, long count)
+{
+	int			rc;
+
+	if (p->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+
+		if (plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("approval: could not prepare statement: %s",
+							SPI_result_code_string(SPI_result)),
+					 errdetail("Statement: %s", p->sql)));
+		if (SPI_keepplan(plan) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("approval: could not keep statement")));
+		p->plan = plan;
+	}
+
+	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("approval: statement failed: %s", SPI_result_code_string(rc)),
+				 errdetail("Statement: %s", p->sql)));
+	return (int) SPI_processed;
+}
+
+Datum
+approval_getdatum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/*
+ * text column as a C string allocated in the caller's context (SPI_palloc),
+ * so that it outlives SPI_finish; NULL for SQL NULL.
+ */
+char *
+approval_gettext(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+	text	   *t;
+	char	   *s;
+	int			len;
+
+	if (isnull)
+		return NULL;
+	t = DatumGetTextPP(d);
+	len = VARSIZE_ANY_EXHDR(t);
+	s = SPI_palloc(len + 1);
+	memcpy(s, VARDATA_ANY(t), len);
+	s[len] = '\0';
+	return s;
+}
+
+bool
+approval_getbool(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+
+	return isnull ? false : DatumGetBool(d);
+}
+
+int32
+approval_getint32(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+int64
+approval_getint64(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * A column's value copied into the memory context that was current before
+ * SPI_connect, so that it survives SPI_finish.
+ */
+Datum
+approval_copy_datum(int row, int col, bool *isnull)
+{
+	Datum		d = approval_getdatum(row, col, isnull);
+	Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, col - 1);
+
+	if (*isnull)
+		return (Datum) 0;
+	return SPI_datumTransfer(d, att->attbyval, att->attlen);
+}
+
+ArrayType *
+approval_text_array(List *strings)
+{
+	Datum	   *elems;
+	int			n = list_length(strings);
+	int			i = 0;
+	ListCell   *lc;
+
+	elems = palloc(sizeof(Datum) * Max(n, 1));
+	foreach(lc, strings)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+}
+
+/* text[] to a List of C strings (NULL elements are skipped) */
+List *
+approval_array_to_list(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *result = NIL;
+
+	if (arr == NULL)
+		return NIL;
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			result = lappend(result, TextDatumGetCString(elems[i]));
+	return result;
+}
+
+/* Do two text[] share an element?  Both are short; a nested loop is fine. */
+bool
+approval_arrays_overlap(ArrayType *a, ArrayType *b)
+{
+	List	   *la = approval_array_to_list(a);
+	List	   *lb = approval_array_to_list(b);
+	ListCell   *ca,
+			   *cb;
+
+	foreach(ca, la)
+		foreach(cb, lb)
+			if (strcmp(lfirst(ca), lfirst(cb)) == 0)
+				return true;
+	return false;
+}
