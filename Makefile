@@ -13,7 +13,11 @@ MODULE_big = approval
 OBJS = \
 	src/approval.o \
 	src/actor.o \
-	src/spi_util.o
+	src/spi_util.o \
+	src/define.o \
+	src/condition.o \
+	src/event.o \
+	src/engine.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard sql/$(EXTENSION)--*--*.sql)

@@ -18,6 +18,8 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "access/xact.h"
 
 /* the principal mapped to a PostgreSQL role */
 static ApprovalPlan principal_by_role = {
@@ -246,4 +248,128 @@ approval_my_targets(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	approval_spi_finish();
 	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/* ---------- delegation (DESIGN §5) ---------- */
+
+static ApprovalPlan delegate_principal_plan = {
+	"SELECT active FROM approval.principal WHERE id = $1",
+	1, {TEXTOID}
+};
+
+static ApprovalPlan delegate_workflow_plan = {
+	"SELECT 1 FROM approval.workflow WHERE name = $1 LIMIT 1",
+	1, {TEXTOID}
+};
+
+static ApprovalPlan insert_delegation_plan = {
+	"INSERT INTO approval.delegation (delegator, delegate, starts, ends, workflow)"
+	" VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	5, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}
+};
+
+static ApprovalPlan lock_delegation_plan = {
+	"SELECT delegator, revoked_at IS NOT NULL FROM approval.delegation WHERE id = $1 FOR UPDATE",
+	1, {INT8OID}
+};
+
+static ApprovalPlan revoke_delegation_plan = {
+	"UPDATE approval.delegation SET revoked_at = pg_catalog.now() WHERE id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * delegate(delegate, starts, ends, workflow): the current actor lets
+ * "delegate" vote in its place from starts until ends (open-ended when
+ * NULL), for one workflow or all.  Returns the delegation's id.
+ */
+PG_FUNCTION_INFO_V1(approval_delegate);
+Datum
+approval_delegate(PG_FUNCTION_ARGS)
+{
+	ApprovalActor actor;
+	char	   *delegate;
+	Datum		args[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("delegate must not be NULL")));
+	delegate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+
+	if (strcmp(delegate, actor.id) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s cannot delegate to themselves", actor.id)));
+
+	args[0] = PG_GETARG_DATUM(0);
+	if (approval_exec(&delegate_principal_plan, args, NULL, true, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
+				 errmsg("there is no principal \"%s\" to delegate to", delegate),
+				 errhint("Add it to approval.principal first.")));
+	if (!approval_getbool(0, 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
+				 errmsg("principal \"%s\" is not active", delegate)));
+
+	if (!PG_ARGISNULL(3))
+	{
+		args[0] = PG_GETARG_DATUM(3);
+		if (approval_exec(&delegate_workflow_plan, args, NULL, true, 1) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
+					 errmsg("workflow \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(3))),
+					 errhint("SELECT name FROM approval.workflows lists the workflows.")));
+	}
+
+	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2) &&
+		PG_GETARG_TIMESTAMPTZ(2) <= PG_GETARG_TIMESTAMPTZ(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a delegation must end after it starts")));
+
+	args[0] = CStringGetTextDatum(actor.id);
+	args[1] = PG_GETARG_DATUM(0);
+	args[2] = PG_ARGISNULL(1) ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())
+		: PG_GETARG_DATUM(1);
+	args[3] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
+	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	approval_exec(&insert_delegation_plan, args, nulls, false, 1);
+	id = approval_getint64(0, 1);
+	approval_spi_finish();
+	PG_RETURN_INT64(id);
+}
+
+PG_FUNCTION_INFO_V1(approval_revoke_delegation);
+Datum
+approval_revoke_delegation(PG_FUNCTION_ARGS)
+{
+	ApprovalActor actor;
+	Datum		arg = PG_GETARG_DATUM(0);
+	char	   *delegator;
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+	if (approval_exec(&lock_delegation_plan, &arg, NULL, false, 1) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("delegation %lld does not exist", (long long) PG_GETARG_INT64(0))));
+	delegator = approval_gettext(0, 1);
+	if (strcmp(delegator, actor.id) != 0 && !actor.is_admin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only %s or an approval_admin may revoke delegation %lld",
+						delegator, (long long) PG_GETARG_INT64(0))));
+	if (!approval_getbool(0, 2))
+		approval_exec(&revoke_delegation_plan, &arg, NULL, false, 0);
+	approval_spi_finish();
+	PG_RETURN_VOID();
 }

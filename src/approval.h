@@ -15,9 +15,14 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/tuplestore.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "utils/jsonpath.h"
+#include "utils/timestamp.h"
 
 /* SQLSTATEs of class AP (DESIGN §9) */
 #define ERRCODE_AP_REQUEST_NOT_FOUND		MAKE_SQLSTATE('A','P','0','0','1')
@@ -74,7 +79,7 @@ typedef struct ApprovalPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[10];
+	Oid			argtypes[24];
 	SPIPlanPtr	plan;
 } ApprovalPlan;
 
@@ -92,10 +97,98 @@ extern ArrayType *approval_text_array(List *strings);
 extern List *approval_array_to_list(ArrayType *arr);
 extern bool approval_arrays_overlap(ArrayType *a, ArrayType *b);
 
+extern void approval_exec_prepare(ApprovalPlan *p);
+extern Oid	approval_relid(const char *relname);
+extern Tuplestorestate *approval_srf_init(FunctionCallInfo fcinfo, TupleDesc *desc);
+
+/* A small builder for the jsonb objects of event data */
+typedef struct ApprovalJson
+{
+	StringInfoData buf;
+} ApprovalJson;
+
+extern void aj_init(ApprovalJson *j);
+extern void aj_str(ApprovalJson *j, const char *key, const char *value);
+extern void aj_int(ApprovalJson *j, const char *key, int64 value);
+extern void aj_bool(ApprovalJson *j, const char *key, bool value);
+extern void aj_list(ApprovalJson *j, const char *key, List *strings);
+extern void aj_raw(ApprovalJson *j, const char *key, const char *json);
+extern Jsonb *aj_finish(ApprovalJson *j);
+extern Jsonb *approval_jsonb_empty(void);
+
+/* ---- define.c: workflow definitions ---- */
+
+typedef struct StageDef
+{
+	char	   *name;
+	int			idx;			/* position in the "stages" array */
+	int			order;			/* stages of the same order run in parallel */
+	List	   *approvers;		/* target strings as written */
+	int			min_approvals;	/* 0 means "all" */
+	bool		reject_by_quorum;
+	int			reject_quorum;
+	JsonPath   *when;			/* NULL: always runs */
+	char	   *denial_message;
+	Interval   *timeout;		/* NULL: none */
+	char	   *on_timeout;
+} StageDef;
+
+typedef struct WorkflowDef
+{
+	int32		id;
+	char	   *name;
+	int32		version;
+	int32		priority;
+	bool		enabled;
+	char	   *description;
+	JsonPath   *match;
+	JsonPath   *auto_approve;
+	char	   *require_ack;
+	bool		allow_self_approval;
+	bool		distinct_approvers;
+	bool		reapprove_all;	/* reapprove_on_change = "all" */
+	Interval   *sla;
+	double		sla_warning;
+	char	   *calendar;
+	Interval   *escalate_after;
+	Interval   *escalate_every;
+	char	   *escalate_to;
+	Interval   *expires_after;
+	char	   *on_approved;	/* regprocedure text */
+	char	   *on_rejected;
+	Oid			created_by;
+	int			nstages;
+	StageDef   *stages;
+} WorkflowDef;
+
+extern WorkflowDef *approval_workflow_get(int32 id);
+extern List *approval_enabled_workflows(void);
+extern bool approval_target_valid(const char *target);
+
+/* ---- condition.c: jsonpath predicates ---- */
+
+extern JsonPath *approval_parse_condition(const char *path, const char *text);
+extern bool approval_condition_holds(JsonPath *cond, Jsonb *payload, Jsonb *vars);
+extern Jsonb *approval_requester_json(const char *requester);
+extern Jsonb *approval_make_vars(Jsonb *requester, const char *workflow);
+
 /* ---- event.c ---- */
 
-extern void approval_event(int64 request_id, const char *kind, const char *actor,
-						   Jsonb *data, const char *workflow, const char *state,
-						   const char *stage, ArrayType *targets);
+/* Events of one operation on one request, written together at its end */
+typedef struct ApprovalEvents
+{
+	int64		request_id;
+	const char *workflow;
+	bytea	   *prev_hash;		/* head of the request's chain */
+	List	   *pending;
+} ApprovalEvents;
+
+extern void approval_events_init(ApprovalEvents *ev, int64 request_id,
+								 const char *workflow, bytea *prev_hash);
+extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char *actor,
+							   Jsonb *data, const char *state, const char *stage,
+							   List *targets);
+extern bytea *approval_events_seal(ApprovalEvents *ev);
+extern void approval_events_write(ApprovalEvents *ev);
 
 #endif							/* APPROVAL_H */

@@ -16,6 +16,10 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "catalog/namespace.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 
 void
@@ -33,6 +37,28 @@ approval_spi_finish(void)
 	SPI_finish();
 }
 
+/* Prepare and keep a statement the first time it is needed */
+void
+approval_exec_prepare(ApprovalPlan *p)
+{
+	SPIPlanPtr	plan;
+
+	if (p->plan != NULL)
+		return;
+	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+	if (plan == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("approval: could not prepare statement: %s",
+						SPI_result_code_string(SPI_result)),
+				 errdetail("Statement: %s", p->sql)));
+	if (SPI_keepplan(plan) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("approval: could not keep statement")));
+	p->plan = plan;
+}
+
 /*
  * Run a kept statement; returns SPI_processed.  Errors in the statement
  * propagate as they are (they carry their own SQLSTATE).
@@ -43,23 +69,7 @@ approval_exec(ApprovalPlan *p, Datum *values, const char *nulls,
 {
 	int			rc;
 
-	if (p->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
-
-		if (plan == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("approval: could not prepare statement: %s",
-							SPI_result_code_string(SPI_result)),
-					 errdetail("Statement: %s", p->sql)));
-		if (SPI_keepplan(plan) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("approval: could not keep statement")));
-		p->plan = plan;
-	}
-
+	approval_exec_prepare(p);
 	rc = SPI_execute_plan(p->plan, values, nulls, read_only, count);
 	if (rc < 0)
 		ereport(ERROR,
@@ -186,4 +196,128 @@ approval_arrays_overlap(ArrayType *a, ArrayType *b)
 			if (strcmp(lfirst(ca), lfirst(cb)) == 0)
 				return true;
 	return false;
+}
+
+/* OID of a relation of the extension's schema */
+Oid
+approval_relid(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("approval", false);
+	Oid			relid = get_relname_relid(relname, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation approval.%s does not exist", relname),
+				 errhint("Is the extension installed?  CREATE EXTENSION approval;")));
+	return relid;
+}
+
+/* Set up a set-returning function in materialize mode */
+Tuplestorestate *
+approval_srf_init(FunctionCallInfo fcinfo, TupleDesc *desc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext old;
+	Tuplestorestate *ts;
+	TupleDesc	tupdesc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("function returning a set of rows called in a context that cannot accept it")));
+
+	old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	tupdesc = CreateTupleDescCopy(tupdesc);
+	ts = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = tupdesc;
+	MemoryContextSwitchTo(old);
+	*desc = tupdesc;
+	return ts;
+}
+
+/* ---------- jsonb objects for event data ---------- */
+
+void
+aj_init(ApprovalJson *j)
+{
+	initStringInfo(&j->buf);
+	appendStringInfoChar(&j->buf, '{');
+}
+
+static void
+aj_key(ApprovalJson *j, const char *key)
+{
+	if (j->buf.len > 1)
+		appendStringInfoChar(&j->buf, ',');
+	escape_json(&j->buf, key);
+	appendStringInfoChar(&j->buf, ':');
+}
+
+void
+aj_str(ApprovalJson *j, const char *key, const char *value)
+{
+	aj_key(j, key);
+	if (value == NULL)
+		appendStringInfoString(&j->buf, "null");
+	else
+		escape_json(&j->buf, value);
+}
+
+void
+aj_int(ApprovalJson *j, const char *key, int64 value)
+{
+	aj_key(j, key);
+	appendStringInfo(&j->buf, INT64_FORMAT, value);
+}
+
+void
+aj_bool(ApprovalJson *j, const char *key, bool value)
+{
+	aj_key(j, key);
+	appendStringInfoString(&j->buf, value ? "true" : "false");
+}
+
+void
+aj_list(ApprovalJson *j, const char *key, List *strings)
+{
+	ListCell   *lc;
+
+	aj_key(j, key);
+	appendStringInfoChar(&j->buf, '[');
+	foreach(lc, strings)
+	{
+		if (lc != list_head(strings))
+			appendStringInfoChar(&j->buf, ',');
+		escape_json(&j->buf, (char *) lfirst(lc));
+	}
+	appendStringInfoChar(&j->buf, ']');
+}
+
+/* a value that is already JSON text */
+void
+aj_raw(ApprovalJson *j, const char *key, const char *json)
+{
+	aj_key(j, key);
+	appendStringInfoString(&j->buf, json ? json : "null");
+}
+
+Jsonb *
+aj_finish(ApprovalJson *j)
+{
+	appendStringInfoChar(&j->buf, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(j->buf.data)));
+}
+
+Jsonb *
+approval_jsonb_empty(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 }

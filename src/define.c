@@ -1,0 +1,1047 @@
+/*-------------------------------------------------------------------------
+ *
+ * define.c
+ *	  Workflow definitions: validation, storage, a per-backend cache of
+ *	  compiled definitions, and pictures of them (Mermaid and DOT).
+ *
+ * define_workflow() checks the whole document before it writes anything and
+ * names the offending key in its AP005 error ("stages[2].min_approvals must
+ * be >= 1"; arrays are indexed from 0, as in jsonpath).  Versions are
+ * immutable, so a cached version never goes stale; the cache is still
+ * dropped on any invalidation of approval.workflow, which define_workflow()
+ * and (en|dis)able_workflow() send so that every session sees the change at
+ * once, and when the extension is dropped and created again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/varlena.h"
+
+#define MAX_NAME_LEN 200
+
+/* ---------- errors ---------- */
+
+static void
+def_error(const char *path, const char *msg) pg_attribute_noreturn();
+
+static void
+def_error(const char *path, const char *msg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_INVALID_DEFINITION),
+			 errmsg("invalid workflow definition: %s%s%s", path, *path ? " " : "", msg),
+			 errhint("See \"Workflow definitions\" in doc/approval.md for every key.")));
+}
+
+/* ---------- reading jsonb ---------- */
+
+typedef struct Member
+{
+	char	   *key;
+	JsonbValue	v;
+} Member;
+
+static bool
+is_object(JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data);
+}
+
+static bool
+is_array(JsonbValue *v)
+{
+	return v->type == jbvBinary && JsonContainerIsArray(v->val.binary.data) &&
+		!JsonContainerIsScalar(v->val.binary.data);
+}
+
+/* members of an object, or elements of an array (key NULL), one level deep */
+static List *
+members(JsonbContainer *c)
+{
+	JsonbIterator *it = JsonbIteratorInit(c);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	List	   *result = NIL;
+
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE || tok == WJB_ELEM)
+		{
+			Member	   *m = palloc(sizeof(Member));
+
+			m->key = (tok == WJB_VALUE) ? key : NULL;
+			m->v = v;
+			result = lappend(result, m);
+		}
+	}
+	return result;
+}
+
+static char *
+get_string(JsonbValue *v, const char *path, bool nonempty)
+{
+	char	   *s;
+
+	if (v->type != jbvString)
+		def_error(path, "must be a string");
+	s = pnstrdup(v->val.string.val, v->val.string.len);
+	if (nonempty && s[0] == '\0')
+		def_error(path, "must not be empty");
+	return s;
+}
+
+static bool
+get_bool(JsonbValue *v, const char *path)
+{
+	if (v->type != jbvBool)
+		def_error(path, "must be true or false");
+	return v->val.boolean;
+}
+
+static int
+get_int(JsonbValue *v, const char *path)
+{
+	char	   *text;
+	char	   *end;
+	long		n;
+
+	if (v->type != jbvNumeric)
+		def_error(path, "must be an integer");
+	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	errno = 0;
+	n = strtol(text, &end, 10);
+	if (*end != '\0' || errno != 0 || n < PG_INT32_MIN || n > PG_INT32_MAX)
+		def_error(path, "must be an integer");
+	return (int) n;
+}
+
+static double
+get_number(JsonbValue *v, const char *path)
+{
+	if (v->type != jbvNumeric)
+		def_error(path, "must be a number");
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+}
+
+/* a positive PostgreSQL interval */
+static Interval *
+get_interval(JsonbValue *v, const char *path)
+{
+	char	   *text = get_string(v, path, true);
+	MemoryContext cxt = CurrentMemoryContext;
+	Interval   *iv = NULL;
+	Interval	zero = {0};
+
+	PG_TRY();
+	{
+		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid),
+												   Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		def_error(path, psprintf("must be an interval such as \"48 hours\", not \"%s\"", text));
+	}
+	PG_END_TRY();
+
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) <= 0)
+		def_error(path, "must be a positive interval");
+	return iv;
+}
+
+bool
+approval_target_valid(const char *target)
+{
+	if (strcmp(target, "manager") == 0)
+		return true;
+	if ((strncmp(target, "user:", 5) == 0 || strncmp(target, "role:", 5) == 0) && target[5] != '\0')
+		return true;
+	if (strncmp(target, "group:", 6) == 0 && target[6] != '\0')
+		return true;
+	return false;
+}
+
+static char *
+get_target(JsonbValue *v, const char *path)
+{
+	char	   *t = get_string(v, path, true);
+
+	if (!approval_target_valid(t))
+		def_error(path, psprintf("\"%s\" is not an approver target (user:<id>, group:<name>, role:<pg role> or manager)", t));
+	return t;
+}
+
+/*
+ * A callback: a schema-qualified function taking one bigint, written as
+ * "app.grant_license" or "app.grant_license(bigint)", that the defining role
+ * may execute.  Returns its canonical signature.
+ */
+static char *
+get_callback(JsonbValue *v, const char *path)
+{
+	char	   *name = get_string(v, path, true);
+	char	   *paren = strchr(name, '(');
+	Oid			argtypes[1] = {INT8OID};
+	MemoryContext cxt = CurrentMemoryContext;
+	List	   *names = NIL;
+	Oid			fn;
+	AclResult	aclresult;
+
+	if (paren != NULL)
+	{
+		char	   *args = paren + 1;
+
+		while (*args == ' ')
+			args++;
+		if (pg_strncasecmp(args, "bigint", 6) != 0 && pg_strncasecmp(args, "int8", 4) != 0)
+			def_error(path, "must name a function taking one bigint (the request id)");
+		*paren = '\0';
+	}
+
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 160000
+		names = stringToQualifiedNameList(name, NULL);
+#else
+		names = stringToQualifiedNameList(name);
+#endif
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		def_error(path, psprintf("\"%s\" is not a function name", name));
+	}
+	PG_END_TRY();
+
+	if (list_length(names) < 2)
+		def_error(path, psprintf("must be schema-qualified (e.g. \"app.%s\")", name));
+
+	fn = LookupFuncName(names, 1, argtypes, true);
+	if (!OidIsValid(fn))
+		def_error(path, psprintf("function %s(bigint) does not exist", name));
+
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ProcedureRelationId, fn, GetOuterUserId(), ACL_EXECUTE);
+#else
+	aclresult = pg_proc_aclcheck(fn, GetOuterUserId(), ACL_EXECUTE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		def_error(path, psprintf("you may not execute function %s(bigint)", name));
+
+	return format_procedure_qualified(fn);
+}
+
+/* ---------- validation ---------- */
+
+static const char *const workflow_keys[] = {
+	"name", "description", "priority", "match", "auto_approve", "require_ack",
+	"allow_self_approval", "distinct_approvers", "reapprove_on_change", "sla",
+	"sla_warning", "calendar", "escalate_after", "escalate_every", "escalate_to",
+	"expires_after", "on_approved", "on_rejected", "stages", NULL
+};
+
+static const char *const stage_keys[] = {
+	"name", "description", "approvers", "min_approvals", "order", "when",
+	"denial_message", "reject_policy", "reject_quorum", "timeout", "on_timeout", NULL
+};
+
+static void
+check_known(const char *key, const char *const *known, const char *prefix)
+{
+	for (int i = 0; known[i] != NULL; i++)
+		if (strcmp(key, known[i]) == 0)
+			return;
+	def_error(psprintf("%s%s", prefix, key), "is not a known key");
+}
+
+static void
+parse_stage(WorkflowDef *wf, int idx, JsonbValue *sv)
+{
+	StageDef   *st = &wf->stages[idx];
+	char	   *prefix = psprintf("stages[%d].", idx);
+	ListCell   *lc;
+	bool		have_order = false;
+	bool		have_reject_quorum = false;
+
+	if (!is_object(sv))
+		def_error(psprintf("stages[%d]", idx), "must be an object");
+
+	st->idx = idx;
+	st->order = idx;
+	st->min_approvals = 1;
+	st->reject_quorum = 1;
+
+	foreach(lc, members(sv->val.binary.data))
+	{
+		Member	   *m = lfirst(lc);
+		char	   *path = psprintf("%s%s", prefix, m->key);
+
+		check_known(m->key, stage_keys, prefix);
+		if (strcmp(m->key, "name") == 0)
+		{
+			st->name = get_string(&m->v, path, true);
+			if (strlen(st->name) > MAX_NAME_LEN)
+				def_error(path, psprintf("must be at most %d bytes", MAX_NAME_LEN));
+		}
+		else if (strcmp(m->key, "description") == 0)
+			(void) get_string(&m->v, path, false);
+		else if (strcmp(m->key, "approvers") == 0)
+		{
+			ListCell   *la;
+			int			j = 0;
+
+			if (!is_array(&m->v))
+				def_error(path, "must be an array of approver targets");
+			foreach(la, members(m->v.val.binary.data))
+			{
+				Member	   *a = lfirst(la);
+
+				st->approvers = lappend(st->approvers,
+										get_target(&a->v, psprintf("%s[%d]", path, j)));
+				j++;
+			}
+			if (st->approvers == NIL)
+				def_error(path, "must name at least one approver");
+		}
+		else if (strcmp(m->key, "min_approvals") == 0)
+		{
+			if (m->v.type == jbvString &&
+				m->v.val.string.len == 3 && strncmp(m->v.val.string.val, "all", 3) == 0)
+				st->min_approvals = 0;
+			else if (m->v.type != jbvNumeric)
+				def_error(path, "must be an integer >= 1 or \"all\"");
+			else if ((st->min_approvals = get_int(&m->v, path)) < 1)
+				def_error(path, "must be >= 1");
+		}
+		else if (strcmp(m->key, "order") == 0)
+		{
+			st->order = get_int(&m->v, path);
+			if (st->order < 0)
+				def_error(path, "must be >= 0");
+			have_order = true;
+		}
+		else if (strcmp(m->key, "when") == 0)
+			st->when = approval_parse_condition(path, get_string(&m->v, path, true));
+		else if (strcmp(m->key, "denial_message") == 0)
+			st->denial_message = get_string(&m->v, path, false);
+		else if (strcmp(m->key, "reject_policy") == 0)
+		{
+			char	   *p = get_string(&m->v, path, true);
+
+			if (strcmp(p, "quorum") == 0)
+				st->reject_by_quorum = true;
+			else if (strcmp(p, "any") != 0)
+				def_error(path, "must be \"any\" or \"quorum\"");
+		}
+		else if (strcmp(m->key, "reject_quorum") == 0)
+		{
+			st->reject_quorum = get_int(&m->v, path);
+			if (st->reject_quorum < 1)
+				def_error(path, "must be >= 1");
+			have_reject_quorum = true;
+		}
+		else if (strcmp(m->key, "timeout") == 0)
+			st->timeout = get_interval(&m->v, path);
+		else if (strcmp(m->key, "on_timeout") == 0)
+		{
+			char	   *p = get_string(&m->v, path, true);
+
+			if (strcmp(p, "escalate") != 0 && strcmp(p, "approve") != 0 &&
+				strcmp(p, "reject") != 0 && strcmp(p, "expire") != 0)
+				def_error(path, "must be \"escalate\", \"approve\", \"reject\" or \"expire\"");
+			st->on_timeout = p;
+		}
+	}
+
+	(void) have_order;
+	if (st->name == NULL)
+		def_error(psprintf("%sname", prefix), "is required");
+	if (st->approvers == NIL)
+		def_error(psprintf("%sapprovers", prefix), "is required");
+	if (have_reject_quorum && !st->reject_by_quorum)
+		def_error(psprintf("%sreject_quorum", prefix), "needs \"reject_policy\": \"quorum\"");
+	if (st->on_timeout != NULL && st->timeout == NULL)
+		def_error(psprintf("%son_timeout", prefix), "needs \"timeout\"");
+	if (st->timeout != NULL && st->on_timeout == NULL)
+		st->on_timeout = "expire";
+	for (int j = 0; j < idx; j++)
+		if (strcmp(wf->stages[j].name, st->name) == 0)
+			def_error(psprintf("%sname", prefix),
+					  psprintf("\"%s\" is already the name of stages[%d]", st->name, j));
+}
+
+/*
+ * Check a whole definition and return it compiled.  Raises AP005 naming the
+ * offending key; writes nothing.
+ */
+static WorkflowDef *
+parse_definition(Jsonb *doc)
+{
+	WorkflowDef *wf = palloc0(sizeof(WorkflowDef));
+	JsonbValue	stages = {0};
+	bool		have_stages = false;
+	ListCell   *lc;
+
+	if (!JB_ROOT_IS_OBJECT(doc))
+		def_error("", "the definition must be a JSON object");
+
+	wf->priority = 100;
+	wf->enabled = true;
+
+	foreach(lc, members(&doc->root))
+	{
+		Member	   *m = lfirst(lc);
+		const char *k = m->key;
+
+		check_known(k, workflow_keys, "");
+		if (strcmp(k, "name") == 0)
+		{
+			wf->name = get_string(&m->v, k, true);
+			if (strlen(wf->name) > MAX_NAME_LEN)
+				def_error(k, psprintf("must be at most %d bytes", MAX_NAME_LEN));
+		}
+		else if (strcmp(k, "description") == 0)
+			wf->description = get_string(&m->v, k, false);
+		else if (strcmp(k, "priority") == 0)
+			wf->priority = get_int(&m->v, k);
+		else if (strcmp(k, "match") == 0)
+			wf->match = approval_parse_condition(k, get_string(&m->v, k, true));
+		else if (strcmp(k, "auto_approve") == 0)
+			wf->auto_approve = approval_parse_condition(k, get_string(&m->v, k, true));
+		else if (strcmp(k, "require_ack") == 0)
+			wf->require_ack = get_string(&m->v, k, true);
+		else if (strcmp(k, "allow_self_approval") == 0)
+			wf->allow_self_approval = get_bool(&m->v, k);
+		else if (strcmp(k, "distinct_approvers") == 0)
+			wf->distinct_approvers = get_bool(&m->v, k);
+		else if (strcmp(k, "reapprove_on_change") == 0)
+		{
+			char	   *p = get_string(&m->v, k, true);
+
+			if (strcmp(p, "all") == 0)
+				wf->reapprove_all = true;
+			else if (strcmp(p, "stage") != 0)
+				def_error(k, "must be \"stage\" or \"all\"");
+		}
+		else if (strcmp(k, "sla") == 0)
+			wf->sla = get_interval(&m->v, k);
+		else if (strcmp(k, "sla_warning") == 0)
+		{
+			wf->sla_warning = get_number(&m->v, k);
+			if (!(wf->sla_warning > 0 && wf->sla_warning < 1))
+				def_error(k, "must be a fraction between 0 and 1 (e.g. 0.75)");
+		}
+		else if (strcmp(k, "calendar") == 0)
+			wf->calendar = get_string(&m->v, k, true);
+		else if (strcmp(k, "escalate_after") == 0)
+			wf->escalate_after = get_interval(&m->v, k);
+		else if (strcmp(k, "escalate_every") == 0)
+			wf->escalate_every = get_interval(&m->v, k);
+		else if (strcmp(k, "escalate_to") == 0)
+			wf->escalate_to = get_target(&m->v, k);
+		else if (strcmp(k, "expires_after") == 0)
+			wf->expires_after = get_interval(&m->v, k);
+		else if (strcmp(k, "on_approved") == 0)
+			wf->on_approved = get_callback(&m->v, k);
+		else if (strcmp(k, "on_rejected") == 0)
+			wf->on_rejected = get_callback(&m->v, k);
+		else if (strcmp(k, "stages") == 0)
+		{
+			if (!is_array(&m->v))
+				def_error(k, "must be an array of stages");
+			stages = m->v;
+			have_stages = true;
+		}
+	}
+
+	if (wf->name == NULL)
+		def_error("name", "is required");
+	if (wf->sla_warning != 0 && wf->sla == NULL)
+		def_error("sla_warning", "needs \"sla\"");
+	if (wf->escalate_every != NULL && wf->escalate_after == NULL)
+		def_error("escalate_every", "needs \"escalate_after\"");
+
+	if (have_stages)
+	{
+		List	   *sl = members(stages.val.binary.data);
+		int			i = 0;
+
+		wf->nstages = list_length(sl);
+		wf->stages = palloc0(sizeof(StageDef) * Max(wf->nstages, 1));
+		foreach(lc, sl)
+			parse_stage(wf, i++, &((Member *) lfirst(lc))->v);
+	}
+	return wf;
+}
+
+/* ---------- storage ---------- */
+
+static ApprovalPlan lock_name_plan = {
+	"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('approval.workflow:' || $1))",
+	1, {TEXTOID}
+};
+
+static ApprovalPlan insert_workflow_plan = {
+	"INSERT INTO approval.workflow (name, version, description, priority, match, auto_approve,"
+	"  require_ack, allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning,"
+	"  calendar, escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected,"
+	"  definition, created_by)"
+	" VALUES ($1, (SELECT COALESCE(max(version), 0) + 1 FROM approval.workflow WHERE name = $1),"
+	"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+	" RETURNING id",
+	20, {TEXTOID, TEXTOID, INT4OID, JSONPATHOID, JSONPATHOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID,
+		INTERVALOID, FLOAT8OID, TEXTOID, INTERVALOID, INTERVALOID, TEXTOID, INTERVALOID,
+	TEXTOID, TEXTOID, JSONBOID, OIDOID}
+};
+
+static ApprovalPlan insert_stage_plan = {
+	"INSERT INTO approval.workflow_stage (workflow_id, idx, name, stage_order, approvers,"
+	"  min_approvals, reject_policy, reject_quorum, when_cond, denial_message, timeout, on_timeout)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+	12, {INT4OID, INT4OID, TEXTOID, INT4OID, TEXTARRAYOID, INT4OID, TEXTOID, INT4OID,
+	JSONPATHOID, TEXTOID, INTERVALOID, TEXTOID}
+};
+
+#define TEXT_OR_NULL(i, s)	(values[i] = (s) ? CStringGetTextDatum(s) : (Datum) 0, nulls[i] = (s) ? ' ' : 'n')
+#define PTR_OR_NULL(i, p)	(values[i] = PointerGetDatum(p), nulls[i] = (p) ? ' ' : 'n')
+
+static int32
+store_definition(WorkflowDef *wf, Jsonb *doc)
+{
+	Datum		values[20];
+	char		nulls[20];
+	bool		isnull;
+	int32		id;
+	Datum		arg = CStringGetTextDatum(wf->name);
+
+	approval_exec(&lock_name_plan, &arg, NULL, false, 1);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = arg;
+	TEXT_OR_NULL(1, wf->description);
+	values[2] = Int32GetDatum(wf->priority);
+	PTR_OR_NULL(3, wf->match);
+	PTR_OR_NULL(4, wf->auto_approve);
+	TEXT_OR_NULL(5, wf->require_ack);
+	values[6] = BoolGetDatum(wf->allow_self_approval);
+	values[7] = BoolGetDatum(wf->distinct_approvers);
+	values[8] = CStringGetTextDatum(wf->reapprove_all ? "all" : "stage");
+	PTR_OR_NULL(9, wf->sla);
+	values[10] = Float8GetDatum(wf->sla_warning);
+	nulls[10] = wf->sla_warning != 0 ? ' ' : 'n';
+	TEXT_OR_NULL(11, wf->calendar);
+	PTR_OR_NULL(12, wf->escalate_after);
+	PTR_OR_NULL(13, wf->escalate_every);
+	TEXT_OR_NULL(14, wf->escalate_to);
+	PTR_OR_NULL(15, wf->expires_after);
+	TEXT_OR_NULL(16, wf->on_approved);
+	TEXT_OR_NULL(17, wf->on_rejected);
+	values[18] = JsonbPGetDatum(doc);
+	values[19] = ObjectIdGetDatum(GetOuterUserId());
+	approval_exec(&insert_workflow_plan, values, nulls, false, 1);
+	id = DatumGetInt32(approval_getdatum(0, 1, &isnull));
+
+	for (int i = 0; i < wf->nstages; i++)
+	{
+		StageDef   *st = &wf->stages[i];
+		Datum		sv[12];
+		char		sn[12];
+
+		memset(sn, ' ', sizeof(sn));
+		sv[0] = Int32GetDatum(id);
+		sv[1] = Int32GetDatum(st->idx);
+		sv[2] = CStringGetTextDatum(st->name);
+		sv[3] = Int32GetDatum(st->order);
+		sv[4] = PointerGetDatum(approval_text_array(st->approvers));
+		sv[5] = Int32GetDatum(st->min_approvals);
+		sn[5] = st->min_approvals == 0 ? 'n' : ' ';
+		sv[6] = CStringGetTextDatum(st->reject_by_quorum ? "quorum" : "any");
+		sv[7] = Int32GetDatum(st->reject_quorum);
+		sv[8] = PointerGetDatum(st->when);
+		sn[8] = st->when ? ' ' : 'n';
+		sv[9] = st->denial_message ? CStringGetTextDatum(st->denial_message) : (Datum) 0;
+		sn[9] = st->denial_message ? ' ' : 'n';
+		sv[10] = PointerGetDatum(st->timeout);
+		sn[10] = st->timeout ? ' ' : 'n';
+		sv[11] = st->on_timeout ? CStringGetTextDatum(st->on_timeout) : (Datum) 0;
+		sn[11] = st->on_timeout ? ' ' : 'n';
+		approval_exec(&insert_stage_plan, sv, sn, false, 0);
+	}
+	return id;
+}
+
+/* Tell every session (this one included) that definitions changed */
+static void
+definitions_changed(void)
+{
+	CacheInvalidateRelcacheByRelid(approval_relid("workflow"));
+}
+
+PG_FUNCTION_INFO_V1(approval_define_workflow);
+Datum
+approval_define_workflow(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
+	WorkflowDef *wf;
+	int32		id;
+
+	approval_spi_connect();
+	wf = parse_definition(doc);
+	id = store_definition(wf, doc);
+	definitions_changed();
+	approval_spi_finish();
+	PG_RETURN_INT32(id);
+}
+
+static ApprovalPlan set_enabled_plan = {
+	"UPDATE approval.workflow SET enabled = $2 WHERE name = $1",
+	2, {TEXTOID, BOOLOID}
+};
+
+static void
+set_enabled(text *name, bool enabled)
+{
+	Datum		args[2];
+
+	args[0] = PointerGetDatum(name);
+	args[1] = BoolGetDatum(enabled);
+	approval_spi_connect();
+	if (approval_exec(&set_enabled_plan, args, NULL, false, 0) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
+				 errmsg("workflow \"%s\" does not exist", text_to_cstring(name)),
+				 errhint("SELECT name FROM approval.workflows lists the workflows.")));
+	definitions_changed();
+	approval_spi_finish();
+}
+
+PG_FUNCTION_INFO_V1(approval_disable_workflow);
+Datum
+approval_disable_workflow(PG_FUNCTION_ARGS)
+{
+	set_enabled(PG_GETARG_TEXT_PP(0), false);
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(approval_enable_workflow);
+Datum
+approval_enable_workflow(PG_FUNCTION_ARGS)
+{
+	set_enabled(PG_GETARG_TEXT_PP(0), true);
+	PG_RETURN_VOID();
+}
+
+/* ---------- the cache ---------- */
+
+typedef struct WorkflowEntry
+{
+	int32		id;				/* hash key */
+	WorkflowDef *def;
+} WorkflowEntry;
+
+static MemoryContext cache_cxt = NULL;
+static HTAB *cache_hash = NULL;
+static List *cache_enabled = NIL;	/* WorkflowDef *, in routing order */
+static bool cache_enabled_valid = false;
+static Oid	cache_relid = InvalidOid;	/* approval.workflow the cache is of */
+static bool callback_registered = false;
+
+static void
+cache_reset(void)
+{
+	if (cache_cxt != NULL)
+		MemoryContextReset(cache_cxt);
+	cache_hash = NULL;
+	cache_enabled = NIL;
+	cache_enabled_valid = false;
+}
+
+static void
+cache_invalidate(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == cache_relid)
+		cache_reset();
+}
+
+static void
+cache_check(void)
+{
+	Oid			relid = approval_relid("workflow");
+
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(cache_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "approval workflow cache",
+										  ALLOCSET_SMALL_SIZES);
+	if (relid != cache_relid)
+	{
+		/* first use, or the extension was dropped and created again */
+		cache_reset();
+		cache_relid = relid;
+	}
+	if (cache_hash == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(WorkflowEntry);
+		ctl.hcxt = cache_cxt;
+		cache_hash = hash_create("approval workflows", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+}
+
+static ApprovalPlan load_workflow_plan = {
+	"SELECT name, version, priority, enabled, description, match, auto_approve, require_ack,"
+	"  allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning, calendar,"
+	"  escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected, created_by"
+	" FROM approval.workflow WHERE id = $1",
+	1, {INT4OID}
+};
+
+static ApprovalPlan load_stages_plan = {
+	"SELECT idx, name, stage_order, approvers, min_approvals, reject_policy, reject_quorum,"
+	"  when_cond, denial_message, timeout, on_timeout"
+	" FROM approval.workflow_stage WHERE workflow_id = $1 ORDER BY idx",
+	1, {INT4OID}
+};
+
+/* column readers that copy into CurrentMemoryContext (the cache) */
+static char *
+col_text(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static void *
+col_copy(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+	Form_pg_attribute att = TupleDescAttr(SPI_tuptable->tupdesc, col - 1);
+
+	if (isnull)
+		return NULL;
+	return DatumGetPointer(datumCopy(d, att->attbyval, att->attlen));
+}
+
+static WorkflowDef *
+load_definition(int32 id)
+{
+	Datum		arg = Int32GetDatum(id);
+	WorkflowDef *wf;
+	MemoryContext old;
+	bool		isnull;
+	int			n;
+
+	if (approval_exec(&load_workflow_plan, &arg, NULL, true, 1) != 1)
+		return NULL;
+
+	old = MemoryContextSwitchTo(cache_cxt);
+	wf = palloc0(sizeof(WorkflowDef));
+	wf->id = id;
+	wf->name = col_text(0, 1);
+	wf->version = approval_getint32(0, 2);
+	wf->priority = approval_getint32(0, 3);
+	wf->enabled = approval_getbool(0, 4);
+	wf->description = col_text(0, 5);
+	wf->match = col_copy(0, 6);
+	wf->auto_approve = col_copy(0, 7);
+	wf->require_ack = col_text(0, 8);
+	wf->allow_self_approval = approval_getbool(0, 9);
+	wf->distinct_approvers = approval_getbool(0, 10);
+	wf->reapprove_all = strcmp(col_text(0, 11), "all") == 0;
+	wf->sla = col_copy(0, 12);
+	wf->sla_warning = DatumGetFloat8(approval_getdatum(0, 13, &isnull));
+	if (isnull)
+		wf->sla_warning = 0;
+	wf->calendar = col_text(0, 14);
+	wf->escalate_after = col_copy(0, 15);
+	wf->escalate_every = col_copy(0, 16);
+	wf->escalate_to = col_text(0, 17);
+	wf->expires_after = col_copy(0, 18);
+	wf->on_approved = col_text(0, 19);
+	wf->on_rejected = col_text(0, 20);
+	wf->created_by = DatumGetObjectId(approval_getdatum(0, 21, &isnull));
+	MemoryContextSwitchTo(old);
+
+	n = approval_exec(&load_stages_plan, &arg, NULL, true, 0);
+	old = MemoryContextSwitchTo(cache_cxt);
+	wf->nstages = n;
+	wf->stages = palloc0(sizeof(StageDef) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		StageDef   *st = &wf->stages[i];
+		char	   *policy;
+
+		st->idx = approval_getint32(i, 1);
+		st->name = col_text(i, 2);
+		st->order = approval_getint32(i, 3);
+		st->approvers = approval_array_to_list(DatumGetArrayTypeP(approval_getdatum(i, 4, &isnull)));
+		st->min_approvals = approval_getint32(i, 5);	/* NULL ("all") reads as 0 */
+		policy = col_text(i, 6);
+		st->reject_by_quorum = strcmp(policy, "quorum") == 0;
+		st->reject_quorum = approval_getint32(i, 7);
+		st->when = col_copy(i, 8);
+		st->denial_message = col_text(i, 9);
+		st->timeout = col_copy(i, 10);
+		st->on_timeout = col_text(i, 11);
+	}
+	MemoryContextSwitchTo(old);
+	return wf;
+}
+
+/*
+ * A compiled workflow version, from the cache; NULL if there is none.
+ * Needs SPI.
+ */
+WorkflowDef *
+approval_workflow_get(int32 id)
+{
+	WorkflowEntry *e;
+	bool		found;
+	WorkflowDef *wf;
+
+	cache_check();
+	e = hash_search(cache_hash, &id, HASH_FIND, &found);
+	if (found)
+		return e->def;
+	wf = load_definition(id);
+	if (wf == NULL)
+		return NULL;
+	/* loading may have run invalidations; make sure the table is still there */
+	cache_check();
+	e = hash_search(cache_hash, &id, HASH_ENTER, &found);
+	e->def = wf;
+	return wf;
+}
+
+static ApprovalPlan enabled_plan = {
+	"SELECT id FROM ("
+	"  SELECT DISTINCT ON (name) id, name, priority, enabled FROM approval.workflow"
+	"   ORDER BY name, version DESC) latest"
+	" WHERE enabled ORDER BY priority, name",
+	0, {InvalidOid}
+};
+
+/*
+ * The latest version of every enabled workflow, in routing order (priority,
+ * then name).  Cached until a definition changes.  Needs SPI.
+ */
+List *
+approval_enabled_workflows(void)
+{
+	int			n;
+	int32	   *ids;
+
+	cache_check();
+	if (cache_enabled_valid)
+		return cache_enabled;
+
+	n = approval_exec(&enabled_plan, NULL, NULL, true, 0);
+	ids = palloc(sizeof(int32) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		ids[i] = approval_getint32(i, 1);
+
+	cache_enabled = NIL;
+	for (int i = 0; i < n; i++)
+	{
+		WorkflowDef *wf = approval_workflow_get(ids[i]);
+		MemoryContext old;
+
+		if (wf == NULL)
+			continue;
+		old = MemoryContextSwitchTo(cache_cxt);
+		cache_enabled = lappend(cache_enabled, wf);
+		MemoryContextSwitchTo(old);
+	}
+	cache_enabled_valid = true;
+	return cache_enabled;
+}
+
+/* ---------- pictures ---------- */
+
+static ApprovalPlan latest_plan = {
+	"SELECT id FROM approval.workflow WHERE name = $1 ORDER BY version DESC LIMIT 1",
+	1, {TEXTOID}
+};
+
+static void
+append_escaped(StringInfo buf, const char *s, bool dot)
+{
+	for (; *s; s++)
+	{
+		if (*s == '"')
+			appendStringInfoString(buf, dot ? "\\\"" : "#quot;");
+		else if (*s == '\\' && dot)
+			appendStringInfoString(buf, "\\\\");
+		else
+			appendStringInfoChar(buf, *s);
+	}
+}
+
+static void
+append_stage_label(StringInfo buf, StageDef *st, bool dot)
+{
+	const char *nl = dot ? "\\n" : "<br/>";
+	ListCell   *lc;
+
+	append_escaped(buf, st->name, dot);
+	appendStringInfoString(buf, nl);
+	foreach(lc, st->approvers)
+	{
+		if (lc != list_head(st->approvers))
+			appendStringInfoString(buf, ", ");
+		append_escaped(buf, lfirst(lc), dot);
+	}
+	appendStringInfoString(buf, nl);
+	if (st->min_approvals == 0)
+		appendStringInfoString(buf, "all must approve");
+	else
+		appendStringInfo(buf, "%d approval%s", st->min_approvals, st->min_approvals == 1 ? "" : "s");
+	if (st->when != NULL)
+	{
+		appendStringInfoString(buf, nl);
+		appendStringInfoString(buf, "when ");
+		append_escaped(buf, DatumGetCString(DirectFunctionCall1(jsonpath_out,
+																PointerGetDatum(st->when))), dot);
+	}
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	int			x = *(const int *) a;
+	int			y = *(const int *) b;
+
+	return (x > y) - (x < y);
+}
+
+PG_FUNCTION_INFO_V1(approval_graph);
+Datum
+approval_graph(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	bool		dot;
+	Datum		arg = PG_GETARG_DATUM(0);
+	WorkflowDef *wf;
+	StringInfoData buf;
+	int		   *orders;
+	int			norders = 0;
+	const char *arrow;
+	text	   *result;
+
+	if (pg_strcasecmp(format, "mermaid") == 0)
+		dot = false;
+	else if (pg_strcasecmp(format, "dot") == 0)
+		dot = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown graph format \"%s\"", format),
+				 errhint("Use 'mermaid' or 'dot'.")));
+
+	approval_spi_connect();
+	if (approval_exec(&latest_plan, &arg, NULL, true, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
+				 errmsg("workflow \"%s\" does not exist", name),
+				 errhint("SELECT name FROM approval.workflows lists the workflows.")));
+	wf = approval_workflow_get(approval_getint32(0, 1));
+
+	/* the distinct orders, ascending */
+	orders = palloc(sizeof(int) * Max(wf->nstages, 1));
+	for (int i = 0; i < wf->nstages; i++)
+	{
+		bool		seen = false;
+
+		for (int j = 0; j < norders; j++)
+			seen |= (orders[j] == wf->stages[i].order);
+		if (!seen)
+			orders[norders++] = wf->stages[i].order;
+	}
+	qsort(orders, norders, sizeof(int), cmp_int);
+
+	initStringInfo(&buf);
+	arrow = dot ? " -> " : " --> ";
+	if (dot)
+	{
+		appendStringInfoString(&buf, "digraph \"");
+		append_escaped(&buf, wf->name, true);
+		appendStringInfoString(&buf, "\" {\n    rankdir=LR;\n    node [shape=box];\n");
+		appendStringInfoString(&buf, "    submitted [shape=oval];\n    approved [shape=oval];\n");
+	}
+	else
+		appendStringInfoString(&buf, "flowchart LR\n    submitted([submitted])\n    approved([approved])\n");
+
+	for (int i = 0; i < wf->nstages; i++)
+	{
+		appendStringInfo(&buf, dot ? "    s%d [label=\"" : "    s%d[\"", i);
+		append_stage_label(&buf, &wf->stages[i], dot);
+		appendStringInfoString(&buf, dot ? "\"];\n" : "\"]\n");
+	}
+
+	/* edges: everything of one order leads to everything of the next */
+	for (int o = 0; o <= norders; o++)
+	{
+		for (int i = 0; i < wf->nstages || (i == 0 && wf->nstages == 0); i++)
+		{
+			bool		from_start = (o == 0);
+			char		from[32];
+
+			if (!from_start && wf->stages[i].order != orders[o - 1])
+				continue;
+			if (from_start)
+			{
+				if (i > 0)
+					break;
+				strcpy(from, "submitted");
+			}
+			else
+				snprintf(from, sizeof(from), "s%d", i);
+
+			if (o == norders)
+				appendStringInfo(&buf, "    %s%sapproved%s\n", from, arrow, dot ? ";" : "");
+			else
+				for (int j = 0; j < wf->nstages; j++)
+					if (wf->stages[j].order == orders[o])
+						appendStringInfo(&buf, "    %s%ss%d%s\n", from, arrow, j, dot ? ";" : "");
+		}
+	}
+	if (dot)
+		appendStringInfoString(&buf, "}\n");
+
+	result = (text *) SPI_palloc(VARHDRSZ + buf.len);
+	SET_VARSIZE(result, VARHDRSZ + buf.len);
+	memcpy(VARDATA(result), buf.data, buf.len);
+	approval_spi_finish();
+	PG_RETURN_TEXT_P(result);
+}

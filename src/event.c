@@ -1,0 +1,466 @@
+/*-------------------------------------------------------------------------
+ *
+ * event.c
+ *	  The event log: one row per state change, chained per request with
+ *	  sha256, sent live with pg_notify, and verified by verify_audit().
+ *
+ * An operation collects its events in an ApprovalEvents buffer while it holds
+ * the request's row lock, and writes them with one INSERT at the end.  Each
+ * event's hash is
+ *
+ *	 sha256(previous hash of the request || seq || request_id || at ||
+ *			kind || NUL || actor || NUL || data as jsonb text)
+ *
+ * with the integers in big-endian.  Because every writer holds the request's
+ * row lock, the chain order is the seq order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#define NOTIFY_LIMIT 7900		/* NOTIFY refuses 8000 bytes and more */
+#define NOTIFY_FIELD_MAX 200	/* longest name copied into a notification */
+
+typedef struct PendingEvent
+{
+	int64		seq;
+	TimestampTz at;
+	const char *kind;
+	const char *actor;
+	Jsonb	   *data;
+	bytea	   *hash;
+	const char *state;			/* for the notification */
+	const char *stage;
+	List	   *targets;
+} PendingEvent;
+
+static ApprovalPlan insert_events_plan = {
+	"INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash)"
+	" SELECT s, $2, a, k, ac, d, h"
+	"   FROM unnest($1::int8[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb[], $7::bytea[])"
+	"     AS u(s, a, k, ac, d, h)",
+	7, {INT8ARRAYOID, INT8OID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	JSONBARRAYOID, BYTEAARRAYOID}
+};
+
+/* ---------- hashing ---------- */
+
+static void
+put_int64(pg_cryptohash_ctx *ctx, int64 v)
+{
+	uint8		buf[8];
+
+	for (int i = 7; i >= 0; i--)
+	{
+		buf[i] = (uint8) (v & 0xff);
+		v >>= 8;
+	}
+	if (pg_cryptohash_update(ctx, buf, 8) < 0)
+		elog(ERROR, "sha256 update failed");
+}
+
+static bytea *
+event_hash(const bytea *prev, int64 seq, int64 request_id, TimestampTz at,
+		   const char *kind, const char *actor, Jsonb *data)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	bytea	   *result = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	char	   *datatext = JsonbToCString(NULL, &data->root, VARSIZE(data));
+	static const uint8 nul = 0;
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialize sha256");
+	if (prev != NULL)
+		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
+	put_int64(ctx, seq);
+	put_int64(ctx, request_id);
+	put_int64(ctx, (int64) at);
+	pg_cryptohash_update(ctx, (const uint8 *) kind, strlen(kind));
+	pg_cryptohash_update(ctx, &nul, 1);
+	if (actor != NULL)
+		pg_cryptohash_update(ctx, (const uint8 *) actor, strlen(actor));
+	pg_cryptohash_update(ctx, &nul, 1);
+	pg_cryptohash_update(ctx, (const uint8 *) datatext, strlen(datatext));
+#if PG_VERSION_NUM >= 150000
+	if (pg_cryptohash_final(ctx, (uint8 *) VARDATA(result), PG_SHA256_DIGEST_LENGTH) < 0)
+#else
+	if (pg_cryptohash_final(ctx, (uint8 *) VARDATA(result)) < 0)
+#endif
+		elog(ERROR, "could not finalize sha256");
+	pg_cryptohash_free(ctx);
+	pfree(datatext);
+	SET_VARSIZE(result, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	return result;
+}
+
+/* ---------- notifications ---------- */
+
+static void
+json_field(StringInfo buf, const char *key, const char *value)
+{
+	appendStringInfoChar(buf, buf->len > 1 ? ',' : '{');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	if (value == NULL)
+		appendStringInfoString(buf, "null");
+	else
+	{
+		int			len = strlen(value);
+
+		if (len > NOTIFY_FIELD_MAX)
+		{
+			char	   *clipped = pnstrdup(value, pg_mbcliplen(value, len, NOTIFY_FIELD_MAX));
+
+			escape_json(buf, clipped);
+			pfree(clipped);
+		}
+		else
+			escape_json(buf, value);
+	}
+}
+
+/*
+ * The compact notification of DESIGN §7.  Never the payload; the targets
+ * are cut short (and "targets_truncated" set) to stay under NOTIFY's limit.
+ */
+static char *
+notify_payload(const ApprovalEvents *ev, const PendingEvent *pe,
+			   const char *state, const char *stage, List *targets)
+{
+	StringInfoData buf;
+	char		seqbuf[32];
+	char		idbuf[32];
+	char		atbuf[MAXDATELEN + 1];
+	int			ntargets = list_length(targets);
+
+	for (;;)
+	{
+		ListCell   *lc;
+		int			i = 0;
+
+		initStringInfo(&buf);
+		appendStringInfoChar(&buf, '{');
+		snprintf(seqbuf, sizeof(seqbuf), INT64_FORMAT, pe->seq);
+		snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, ev->request_id);
+		appendStringInfo(&buf, "\"seq\":%s", seqbuf);
+		json_field(&buf, "kind", pe->kind);
+		appendStringInfo(&buf, ",\"request\":%s", idbuf);
+		json_field(&buf, "workflow", ev->workflow);
+		json_field(&buf, "state", state);
+		json_field(&buf, "stage", stage);
+		json_field(&buf, "actor", pe->actor);
+		appendStringInfoString(&buf, ",\"targets\":");
+		if (targets == NIL)
+			appendStringInfoString(&buf, "null");
+		else
+		{
+			appendStringInfoChar(&buf, '[');
+			foreach(lc, targets)
+			{
+				if (i >= ntargets)
+					break;
+				if (i++ > 0)
+					appendStringInfoChar(&buf, ',');
+				escape_json(&buf, (char *) lfirst(lc));
+			}
+			appendStringInfoChar(&buf, ']');
+			if (ntargets < list_length(targets))
+				appendStringInfoString(&buf, ",\"targets_truncated\":true");
+		}
+		JsonEncodeDateTime(atbuf, TimestampTzGetDatum(pe->at), TIMESTAMPTZOID, NULL);
+		json_field(&buf, "at", atbuf);
+		appendStringInfoChar(&buf, '}');
+
+		if (buf.len < NOTIFY_LIMIT || ntargets == 0)
+			return buf.data;
+		/* too long: keep fewer targets and try again */
+		pfree(buf.data);
+		ntargets = ntargets / 2;
+	}
+}
+
+/* ---------- the buffer ---------- */
+
+/*
+ * Start collecting the events of one operation.  prev_hash is the head of the
+ * request's chain (approval.request.last_hash, read under the row lock), or
+ * NULL for a new request.
+ */
+void
+approval_events_init(ApprovalEvents *ev, int64 request_id, const char *workflow,
+					 bytea *prev_hash)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->request_id = request_id;
+	ev->workflow = workflow;
+	ev->prev_hash = prev_hash;
+}
+
+/*
+ * Add one event.  "state" is the request's state once this event has
+ * happened, "stage" and "targets" (a List of C strings) what a listener
+ * needs to tell the next approvers; they go to NOTIFY only.
+ */
+void
+approval_event_add(ApprovalEvents *ev, const char *kind, const char *actor,
+				   Jsonb *data, const char *state, const char *stage, List *targets)
+{
+	PendingEvent *pe = palloc0(sizeof(PendingEvent));
+
+	pe->kind = kind;
+	pe->actor = actor;
+	pe->data = data ? data : approval_jsonb_empty();
+	pe->state = state;
+	pe->stage = stage;
+	pe->targets = targets;
+	ev->pending = lappend(ev->pending, pe);
+}
+
+/*
+ * Number the collected events and chain them; returns the new head of the
+ * chain, which the caller stores in approval.request.last_hash.
+ */
+bytea *
+approval_events_seal(ApprovalEvents *ev)
+{
+	ListCell   *lc;
+
+	foreach(lc, ev->pending)
+	{
+		PendingEvent *pe = lfirst(lc);
+
+		if (pe->hash != NULL)
+			continue;
+		pe->seq = nextval_internal(approval_relid("event_seq"), false);
+		pe->at = GetCurrentTransactionStartTimestamp();
+		pe->hash = event_hash(ev->prev_hash, pe->seq, ev->request_id, pe->at,
+							  pe->kind, pe->actor, pe->data);
+		ev->prev_hash = pe->hash;
+	}
+	return ev->prev_hash;
+}
+
+/* Write the sealed events with one INSERT, then queue their notifications */
+void
+approval_events_write(ApprovalEvents *ev)
+{
+	int			n = list_length(ev->pending);
+	Datum	   *seqs,
+			   *ats,
+			   *kinds,
+			   *actors,
+			   *datas,
+			   *hashes;
+	bool	   *actor_nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		args[7];
+	int			i = 0;
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	approval_events_seal(ev);
+	seqs = palloc(sizeof(Datum) * n);
+	ats = palloc(sizeof(Datum) * n);
+	kinds = palloc(sizeof(Datum) * n);
+	actors = palloc(sizeof(Datum) * n);
+	actor_nulls = palloc(sizeof(bool) * n);
+	datas = palloc(sizeof(Datum) * n);
+	hashes = palloc(sizeof(Datum) * n);
+	foreach(lc, ev->pending)
+	{
+		PendingEvent *pe = lfirst(lc);
+
+		seqs[i] = Int64GetDatum(pe->seq);
+		ats[i] = TimestampTzGetDatum(pe->at);
+		kinds[i] = CStringGetTextDatum(pe->kind);
+		actor_nulls[i] = (pe->actor == NULL);
+		actors[i] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
+		datas[i] = JsonbPGetDatum(pe->data);
+		hashes[i] = PointerGetDatum(pe->hash);
+		i++;
+	}
+	dims[0] = n;
+	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[1] = Int64GetDatum(ev->request_id);
+	args[2] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[4] = PointerGetDatum(construct_md_array(actors, actor_nulls, 1, dims, lbs,
+												 TEXTOID, -1, false, TYPALIGN_INT));
+	args[5] = PointerGetDatum(construct_array(datas, n, JSONBOID, -1, false, TYPALIGN_INT));
+	args[6] = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	approval_exec(&insert_events_plan, args, NULL, false, 0);
+
+	if (approval_notify)
+		foreach(lc, ev->pending)
+		{
+			PendingEvent *pe = lfirst(lc);
+
+			Async_Notify(approval_notify_channel,
+						 notify_payload(ev, pe, pe->state, pe->stage, pe->targets));
+		}
+	ev->pending = NIL;
+}
+
+/* ---------- append-only ---------- */
+
+PG_FUNCTION_INFO_V1(approval_event_is_append_only);
+Datum
+approval_event_is_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *what;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("approval.event_is_append_only() must be called as a trigger")));
+
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		what = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		what = "DELETE";
+	else
+		what = "TRUNCATE";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("approval.event is append-only: %s is not allowed", what),
+			 errdetail("The event log is the audit trail of every request; rows are never changed or removed."),
+			 errhint("Read it with approval.events_after(), check it with approval.verify_audit().")));
+	PG_RETURN_NULL();
+}
+
+/* ---------- verification ---------- */
+
+static ApprovalPlan verify_plan = {
+	"SELECT seq, request_id, at, kind, actor, data, hash FROM approval.event"
+	" WHERE $1::bigint IS NULL OR request_id = $1"
+	" ORDER BY request_id, seq",
+	1, {INT8OID}
+};
+
+typedef struct VerifyState
+{
+	int64		request_id;
+	int32		events;
+	bool		ok;
+	int64		first_bad;
+	bytea	   *prev;
+} VerifyState;
+
+static void
+verify_emit(Tuplestorestate *ts, TupleDesc desc, VerifyState *vs)
+{
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = Int64GetDatum(vs->request_id);
+	values[1] = Int32GetDatum(vs->events);
+	values[2] = BoolGetDatum(vs->ok);
+	values[3] = Int64GetDatum(vs->first_bad);
+	nulls[3] = vs->ok;
+	tuplestore_putvalues(ts, desc, values, nulls);
+}
+
+/*
+ * verify_audit(request DEFAULT NULL): one row per request with its number of
+ * events, whether its chain is intact, and the first seq whose hash does not
+ * match.  Runs as the caller, so it verifies the requests the caller may see.
+ */
+PG_FUNCTION_INFO_V1(approval_verify_audit);
+Datum
+approval_verify_audit(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Tuplestorestate *ts;
+	TupleDesc	desc;
+	Datum		arg;
+	char		argnull;
+	Portal		portal;
+	VerifyState vs = {0};
+	bool		have = false;
+	MemoryContext upper;
+
+	ts = approval_srf_init(fcinfo, &desc);
+	upper = CurrentMemoryContext;
+
+	arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	argnull = PG_ARGISNULL(0) ? 'n' : ' ';
+
+	approval_spi_connect();
+	approval_exec_prepare(&verify_plan);
+	portal = SPI_cursor_open(NULL, verify_plan.plan, &arg, &argnull, true);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			int64		seq = DatumGetInt64(approval_getdatum(i, 1, &isnull));
+			int64		rid = DatumGetInt64(approval_getdatum(i, 2, &isnull));
+			TimestampTz at = DatumGetTimestampTz(approval_getdatum(i, 3, &isnull));
+			char	   *kind = TextDatumGetCString(approval_getdatum(i, 4, &isnull));
+			Datum		actord = approval_getdatum(i, 5, &isnull);
+			char	   *actor = isnull ? NULL : TextDatumGetCString(actord);
+			Jsonb	   *data = DatumGetJsonbP(approval_getdatum(i, 6, &isnull));
+			bytea	   *stored = DatumGetByteaPP(approval_getdatum(i, 7, &isnull));
+			bytea	   *expect;
+			MemoryContext old;
+
+			if (!have || rid != vs.request_id)
+			{
+				if (have)
+				{
+					old = MemoryContextSwitchTo(upper);
+					verify_emit(ts, desc, &vs);
+					MemoryContextSwitchTo(old);
+				}
+				memset(&vs, 0, sizeof(vs));
+				vs.request_id = rid;
+				vs.ok = true;
+				have = true;
+			}
+			vs.events++;
+			expect = event_hash(vs.prev, seq, rid, at, kind, actor, data);
+			if (vs.ok && (isnull || VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH ||
+						  memcmp(VARDATA_ANY(stored), VARDATA(expect), PG_SHA256_DIGEST_LENGTH) != 0))
+			{
+				vs.ok = false;
+				vs.first_bad = seq;
+			}
+			/* the chain continues from what is stored, so one edit is one break */
+			old = MemoryContextSwitchTo(upper);
+			vs.prev = isnull ? NULL : DatumGetByteaPCopy(PointerGetDatum(stored));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	approval_spi_finish();
+
+	if (have)
+		verify_emit(ts, desc, &vs);
+	(void) rsinfo;
+	return (Datum) 0;
+}
