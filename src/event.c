@@ -351,10 +351,16 @@ approval_event_is_append_only(PG_FUNCTION_ARGS)
 
 /* ---------- verification ---------- */
 
+/*
+ * Every request with its events in chain order; a request whose events are
+ * all gone still shows, with NULLs.  The chain must end at the head stored
+ * on the request, so removing the newest events is a break too.
+ */
 static ApprovalPlan verify_plan = {
-	"SELECT seq, request_id, at, kind, actor, data, hash FROM approval.event"
-	" WHERE $1::bigint IS NULL OR request_id = $1"
-	" ORDER BY request_id, seq",
+	"SELECT e.seq, r.id, e.at, e.kind, e.actor, e.data, e.hash, r.last_hash"
+	"  FROM approval.request r LEFT JOIN approval.event e ON e.request_id = r.id"
+	" WHERE $1::bigint IS NULL OR r.id = $1"
+	" ORDER BY r.id, e.seq",
 	1, {INT8OID}
 };
 
@@ -365,7 +371,17 @@ typedef struct VerifyState
 	bool		ok;
 	int64		first_bad;
 	bytea	   *prev;
+	bytea	   *head;			/* approval.request.last_hash */
 } VerifyState;
+
+static bool
+same_hash(const bytea *a, const bytea *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
 
 static void
 verify_emit(Tuplestorestate *ts, TupleDesc desc, VerifyState *vs)
@@ -373,11 +389,15 @@ verify_emit(Tuplestorestate *ts, TupleDesc desc, VerifyState *vs)
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
+	/* the chain must end where the request says it does */
+	if (vs->ok && !same_hash(vs->prev, vs->head))
+		vs->ok = false;
+
 	values[0] = Int64GetDatum(vs->request_id);
 	values[1] = Int32GetDatum(vs->events);
 	values[2] = BoolGetDatum(vs->ok);
 	values[3] = Int64GetDatum(vs->first_bad);
-	nulls[3] = vs->ok;
+	nulls[3] = vs->ok || vs->first_bad == 0;	/* truncated chain: no bad row */
 	tuplestore_putvalues(ts, desc, values, nulls);
 }
 
@@ -417,19 +437,15 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
-			int64		seq = DatumGetInt64(approval_getdatum(i, 1, &isnull));
+			bool		noevent;
+			int64		seq = DatumGetInt64(approval_getdatum(i, 1, &noevent));
 			int64		rid = DatumGetInt64(approval_getdatum(i, 2, &isnull));
-			TimestampTz at = DatumGetTimestampTz(approval_getdatum(i, 3, &isnull));
-			char	   *kind = TextDatumGetCString(approval_getdatum(i, 4, &isnull));
-			Datum		actord = approval_getdatum(i, 5, &isnull);
-			char	   *actor = isnull ? NULL : TextDatumGetCString(actord);
-			Jsonb	   *data = DatumGetJsonbP(approval_getdatum(i, 6, &isnull));
-			bytea	   *stored = DatumGetByteaPP(approval_getdatum(i, 7, &isnull));
-			bytea	   *expect;
 			MemoryContext old;
 
 			if (!have || rid != vs.request_id)
 			{
+				Datum		head;
+
 				if (have)
 				{
 					old = MemoryContextSwitchTo(upper);
@@ -440,19 +456,35 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 				vs.request_id = rid;
 				vs.ok = true;
 				have = true;
+				head = approval_getdatum(i, 8, &isnull);
+				old = MemoryContextSwitchTo(upper);
+				vs.head = isnull ? NULL : DatumGetByteaPCopy(head);
+				MemoryContextSwitchTo(old);
 			}
-			vs.events++;
-			expect = event_hash(vs.prev, seq, rid, at, kind, actor, data);
-			if (vs.ok && (isnull || VARSIZE_ANY_EXHDR(stored) != PG_SHA256_DIGEST_LENGTH ||
-						  memcmp(VARDATA_ANY(stored), VARDATA(expect), PG_SHA256_DIGEST_LENGTH) != 0))
+			if (noevent)
+				continue;
 			{
-				vs.ok = false;
-				vs.first_bad = seq;
+				TimestampTz at = DatumGetTimestampTz(approval_getdatum(i, 3, &isnull));
+				char	   *kind = TextDatumGetCString(approval_getdatum(i, 4, &isnull));
+				Datum		actord = approval_getdatum(i, 5, &isnull);
+				char	   *actor = isnull ? NULL : TextDatumGetCString(actord);
+				Jsonb	   *data = DatumGetJsonbP(approval_getdatum(i, 6, &isnull));
+				Datum		stored_d = approval_getdatum(i, 7, &isnull);
+				bytea	   *stored = isnull ? NULL : DatumGetByteaPP(stored_d);
+				bytea	   *expect;
+
+				vs.events++;
+				expect = event_hash(vs.prev, seq, rid, at, kind, actor, data);
+				if (vs.ok && !same_hash(stored, expect))
+				{
+					vs.ok = false;
+					vs.first_bad = seq;
+				}
+				/* the chain continues from what is stored, so one edit is one break */
+				old = MemoryContextSwitchTo(upper);
+				vs.prev = stored ? DatumGetByteaPCopy(PointerGetDatum(stored)) : NULL;
+				MemoryContextSwitchTo(old);
 			}
-			/* the chain continues from what is stored, so one edit is one break */
-			old = MemoryContextSwitchTo(upper);
-			vs.prev = isnull ? NULL : DatumGetByteaPCopy(PointerGetDatum(stored));
-			MemoryContextSwitchTo(old);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}

@@ -1,0 +1,56 @@
+--
+-- fixtures: the people, groups and roles the later regression tests share.
+-- Runs after "identity"; the extension stays installed for the rest of the
+-- schedule.
+--
+CREATE EXTENSION approval;
+
+-- PostgreSQL roles (NOLOGIN: the tests use SET ROLE)
+CREATE ROLE regress_alice;
+CREATE ROLE regress_bob;
+CREATE ROLE regress_carol;
+CREATE ROLE regress_dave;
+CREATE ROLE regress_erin;
+CREATE ROLE regress_ciso;
+CREATE ROLE regress_outsider;           -- may call the API, answers for nothing
+CREATE ROLE regress_security;           -- a role that stands for a group
+CREATE ROLE regress_app;                -- a web application acting for people
+CREATE ROLE regress_admin;
+GRANT approval_user TO regress_alice, regress_bob, regress_carol, regress_dave,
+    regress_erin, regress_ciso, regress_outsider;
+GRANT approval_gateway TO regress_app;
+GRANT approval_admin TO regress_admin;
+GRANT regress_security TO regress_ciso;
+
+-- people: alice reports to bob, bob to carol; frank has no role of his own
+INSERT INTO approval.principal (id, display_name, email, manager_id, attributes, pg_role) VALUES
+    ('carol', 'Carol', 'carol@example.com', NULL,    '{"department": "finance", "level": 5}', 'regress_carol'),
+    ('bob',   'Bob',   'bob@example.com',   'carol', '{"department": "it", "level": 4}',      'regress_bob'),
+    ('alice', 'Alice', 'alice@example.com', 'bob',   '{"department": "it", "level": 2}',      'regress_alice'),
+    ('dave',  'Dave',  'dave@example.com',  'carol', '{"department": "finance", "level": 3}', 'regress_dave'),
+    ('erin',  'Erin',  'erin@example.com',  'carol', '{"department": "finance", "level": 3}', 'regress_erin'),
+    ('ciso',  'Chief', 'ciso@example.com',  NULL,    '{"department": "security", "level": 6}', 'regress_ciso'),
+    ('frank', 'Frank', 'frank@example.com', 'bob',   '{"department": "it", "level": 1}',      NULL);
+
+INSERT INTO approval.approver_group (name, description, pg_role) VALUES
+    ('finance',     'Finance approvers', NULL),
+    ('security',    'Members of the regress_security role', 'regress_security'),
+    ('it-managers', 'IT managers', NULL),
+    ('empty',       'Nobody', NULL);
+
+INSERT INTO approval.group_member (group_name, principal_id) VALUES
+    ('finance', 'carol'), ('finance', 'dave'), ('finance', 'erin'),
+    ('it-managers', 'bob');
+
+-- what each of them answers for
+SET ROLE regress_dave;
+SELECT approval.current_actor(), approval.my_targets();
+RESET ROLE;
+SET ROLE regress_ciso;
+SELECT approval.current_actor(), approval.my_targets();
+RESET ROLE;
+BEGIN;
+SET LOCAL ROLE regress_app;
+SET LOCAL approval.actor = 'frank';
+SELECT approval.current_actor(), approval.my_targets();
+ROLLBACK;
