@@ -254,9 +254,16 @@ conn=()
 # ---------------------------------------------------------------------------
 
 # pg_regress LOG RC -> "PASSED FAILED"; FAILED is at least 1 when RC != 0.
-# " All 3 tests passed. " / " 1 of 3 tests failed. " (PostgreSQL 16+: "# ...")
+# From the summary " All 3 tests passed. " / " 1 of 3 tests failed. "
+# (PostgreSQL 16+: "# ..."), or, when pg_regress stopped before printing it
+# (a missing expected file, say), from the per-test lines: "test x ... ok",
+# "test x ... FAILED" (PostgreSQL 16+: "ok 1 - x", "not ok 2 - x").
 parse_pg_regress() {
     awk -v rc="$2" '
+        /^(test +)?[^ ].* \.\.\. +ok( |$)/ || /^ +[^ ].* \.\.\. +ok( |$)/ { lp++ }
+        /\.\.\. +FAILED/ { lf++ }
+        /^ok [0-9]+ / { lp++ }
+        /^not ok [0-9]+ / { if ($0 ~ /# \(ignored\)|ignored/) lp++; else lf++ }
         { sub(/^# /, ""); sub(/^ +/, "") }
         /^All [0-9]+ tests passed/ { p = $2; f = 0; seen = 1 }
         /^[0-9]+ of [0-9]+ tests passed, [0-9]+ failed test\(s\) ignored/ { p = $1; f = 0; seen = 1 }
@@ -267,7 +274,7 @@ parse_pg_regress() {
             }
         }
         END {
-            if (!seen) { p = 0; f = 0 }
+            if (!seen) { p = lp; f = lf }
             if (rc != 0 && f == 0) f = 1
             print p + 0, f + 0
         }' "$1"
