@@ -7,7 +7,8 @@
 
 \echo Use "CREATE EXTENSION approval" to load this file. \quit
 
-SET search_path = pg_catalog, pg_temp;
+-- CREATE EXTENSION runs this with search_path = approval, pg_temp (and
+-- pg_catalog implicitly first); nothing here relies on the path.
 
 -- ---------------------------------------------------------------------------
 -- Roles.  Created when missing; never dropped by DROP EXTENSION, since roles

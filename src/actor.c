@@ -110,7 +110,7 @@ approval_get_actor(ApprovalActor *actor)
 		actor->id = pstrdup(approval_actor);
 		arg = CStringGetTextDatum(actor->id);
 		actor->roleid = InvalidOid;
-		if (approval_exec(&role_of_principal, &arg, NULL, true, 1) == 1)
+		if (approval_exec(&role_of_principal, &arg, NULL, false, 1) == 1)
 		{
 			bool		isnull;
 			Datum		d = approval_getdatum(0, 1, &isnull);
@@ -124,7 +124,7 @@ approval_get_actor(ApprovalActor *actor)
 		char	   *rolname = GetUserNameFromId(outer, false);
 		Datum		arg = DirectFunctionCall1(namein, CStringGetDatum(rolname));
 
-		if (approval_exec(&principal_by_role, &arg, NULL, true, 1) == 1)
+		if (approval_exec(&principal_by_role, &arg, NULL, false, 1) == 1)
 			actor->id = approval_gettext(0, 1);
 		else
 			actor->id = pstrdup(rolname);
@@ -159,7 +159,7 @@ approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
 	else
 		nulls[2] = 'n';
 
-	n = approval_exec(&targets_plan, args, nulls, true, 0);
+	n = approval_exec(&targets_plan, args, nulls, false, 0);
 	for (int i = 0; i < n; i++)
 	{
 		char	   *pid = approval_gettext(i, 1);
@@ -308,7 +308,7 @@ approval_delegate(PG_FUNCTION_ARGS)
 				 errmsg("%s cannot delegate to themselves", actor.id)));
 
 	args[0] = PG_GETARG_DATUM(0);
-	if (approval_exec(&delegate_principal_plan, args, NULL, true, 1) == 0)
+	if (approval_exec(&delegate_principal_plan, args, NULL, false, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
 				 errmsg("there is no principal \"%s\" to delegate to", delegate),
@@ -321,7 +321,7 @@ approval_delegate(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(3))
 	{
 		args[0] = PG_GETARG_DATUM(3);
-		if (approval_exec(&delegate_workflow_plan, args, NULL, true, 1) == 0)
+		if (approval_exec(&delegate_workflow_plan, args, NULL, false, 1) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 					 errmsg("workflow \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(3))),

@@ -161,7 +161,7 @@ approval_requester_json(const char *requester)
 	Datum		arg = CStringGetTextDatum(requester);
 	bool		isnull;
 
-	if (approval_exec(&requester_plan, &arg, NULL, true, 1) != 1)
+	if (approval_exec(&requester_plan, &arg, NULL, false, 1) != 1)
 		elog(ERROR, "requester query returned no row");
 	return DatumGetJsonbP(approval_copy_datum(0, 1, &isnull));
 }

@@ -666,11 +666,23 @@ static bool cache_enabled_valid = false;
 static Oid	cache_relid = InvalidOid;	/* approval.workflow the cache is of */
 static bool callback_registered = false;
 
+/*
+ * Drop the cache.  Definitions handed out earlier in this transaction may
+ * still be in use (an invalidation can arrive in the middle of an operation,
+ * at any SPI call), so inside a transaction the old memory is handed to the
+ * transaction and freed when it ends; outside one nobody holds a pointer.
+ */
 static void
 cache_reset(void)
 {
 	if (cache_cxt != NULL)
-		MemoryContextReset(cache_cxt);
+	{
+		if (IsTransactionState())
+			MemoryContextSetParent(cache_cxt, TopTransactionContext);
+		else
+			MemoryContextDelete(cache_cxt);
+		cache_cxt = NULL;
+	}
 	cache_hash = NULL;
 	cache_enabled = NIL;
 	cache_enabled_valid = false;
@@ -693,15 +705,15 @@ cache_check(void)
 		CacheRegisterRelcacheCallback(cache_invalidate, (Datum) 0);
 		callback_registered = true;
 	}
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "approval workflow cache",
-										  ALLOCSET_SMALL_SIZES);
 	if (relid != cache_relid)
 	{
 		/* first use, or the extension was dropped and created again */
 		cache_reset();
 		cache_relid = relid;
 	}
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "approval workflow cache",
+										  ALLOCSET_SMALL_SIZES);
 	if (cache_hash == NULL)
 	{
 		HASHCTL		ctl;
@@ -753,7 +765,7 @@ col_copy(int row, int col)
 }
 
 static WorkflowDef *
-load_definition(int32 id)
+load_definition(int32 id, MemoryContext cxt)
 {
 	Datum		arg = Int32GetDatum(id);
 	WorkflowDef *wf;
@@ -761,10 +773,10 @@ load_definition(int32 id)
 	bool		isnull;
 	int			n;
 
-	if (approval_exec(&load_workflow_plan, &arg, NULL, true, 1) != 1)
+	if (approval_exec(&load_workflow_plan, &arg, NULL, false, 1) != 1)
 		return NULL;
 
-	old = MemoryContextSwitchTo(cache_cxt);
+	old = MemoryContextSwitchTo(cxt);
 	wf = palloc0(sizeof(WorkflowDef));
 	wf->id = id;
 	wf->name = col_text(0, 1);
@@ -792,8 +804,8 @@ load_definition(int32 id)
 	wf->created_by = DatumGetObjectId(approval_getdatum(0, 21, &isnull));
 	MemoryContextSwitchTo(old);
 
-	n = approval_exec(&load_stages_plan, &arg, NULL, true, 0);
-	old = MemoryContextSwitchTo(cache_cxt);
+	n = approval_exec(&load_stages_plan, &arg, NULL, false, 0);
+	old = MemoryContextSwitchTo(cxt);
 	wf->nstages = n;
 	wf->stages = palloc0(sizeof(StageDef) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -828,18 +840,23 @@ approval_workflow_get(int32 id)
 	WorkflowEntry *e;
 	bool		found;
 	WorkflowDef *wf;
+	MemoryContext cxt;
 
 	cache_check();
 	e = hash_search(cache_hash, &id, HASH_FIND, &found);
 	if (found)
 		return e->def;
-	wf = load_definition(id);
-	if (wf == NULL)
-		return NULL;
-	/* loading may have run invalidations; make sure the table is still there */
-	cache_check();
-	e = hash_search(cache_hash, &id, HASH_ENTER, &found);
-	e->def = wf;
+	cxt = cache_cxt;
+	wf = load_definition(id, cxt);
+	/*
+	 * Keep it only if no invalidation came while it was read; otherwise it
+	 * lives (in the retired context) until the end of this transaction.
+	 */
+	if (wf != NULL && cxt == cache_cxt)
+	{
+		e = hash_search(cache_hash, &id, HASH_ENTER, &found);
+		e->def = wf;
+	}
 	return wf;
 }
 
@@ -860,17 +877,19 @@ approval_enabled_workflows(void)
 {
 	int			n;
 	int32	   *ids;
+	List	   *result = NIL;
+	MemoryContext cxt;
 
 	cache_check();
 	if (cache_enabled_valid)
 		return cache_enabled;
+	cxt = cache_cxt;
 
-	n = approval_exec(&enabled_plan, NULL, NULL, true, 0);
+	n = approval_exec(&enabled_plan, NULL, NULL, false, 0);
 	ids = palloc(sizeof(int32) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		ids[i] = approval_getint32(i, 1);
 
-	cache_enabled = NIL;
 	for (int i = 0; i < n; i++)
 	{
 		WorkflowDef *wf = approval_workflow_get(ids[i]);
@@ -878,12 +897,17 @@ approval_enabled_workflows(void)
 
 		if (wf == NULL)
 			continue;
-		old = MemoryContextSwitchTo(cache_cxt);
-		cache_enabled = lappend(cache_enabled, wf);
+		old = MemoryContextSwitchTo(cxt);
+		result = lappend(result, wf);
 		MemoryContextSwitchTo(old);
 	}
-	cache_enabled_valid = true;
-	return cache_enabled;
+	/* as above: an invalidation meanwhile makes this list good for now only */
+	if (cxt == cache_cxt)
+	{
+		cache_enabled = result;
+		cache_enabled_valid = true;
+	}
+	return result;
 }
 
 /* ---------- pictures ---------- */
@@ -970,7 +994,7 @@ approval_graph(PG_FUNCTION_ARGS)
 				 errhint("Use 'mermaid' or 'dot'.")));
 
 	approval_spi_connect();
-	if (approval_exec(&latest_plan, &arg, NULL, true, 1) != 1)
+	if (approval_exec(&latest_plan, &arg, NULL, false, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" does not exist", name),

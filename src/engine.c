@@ -274,7 +274,7 @@ req_payload(Req *r)
 		Datum		arg = Int64GetDatum(r->id);
 		bool		isnull;
 
-		approval_exec(&load_payload_plan, &arg, NULL, true, 1);
+		approval_exec(&load_payload_plan, &arg, NULL, false, 1);
 		r->payload = DatumGetJsonbP(approval_copy_datum(0, 1, &isnull));
 	}
 	return r->payload;
@@ -312,6 +312,7 @@ open_request(int64 id)
 	bytea	   *last_hash;
 	Datum		d;
 	int			n;
+	int32		wfid;
 
 	approval_get_actor(&r->actor);
 
@@ -321,7 +322,7 @@ open_request(int64 id)
 				 errmsg("request %lld not found", (long long) id),
 				 errhint("approval.my_requests and approval.my_pending list the requests you can see.")));
 	r->id = id;
-	r->wf = approval_workflow_get(approval_getint32(0, 1));
+	wfid = approval_getint32(0, 1);
 	r->workflow = approval_gettext(0, 2);
 	r->requester = approval_gettext(0, 3);
 	r->state = approval_gettext(0, 4);
@@ -331,8 +332,10 @@ open_request(int64 id)
 	d = approval_copy_datum(0, 6, &isnull);
 	last_hash = isnull ? NULL : DatumGetByteaP(d);
 	approval_events_init(&r->ev, id, r->workflow, last_hash);
+	/* (this runs statements of its own: read the row above first) */
+	r->wf = approval_workflow_get(wfid);
 
-	n = approval_exec(&load_stages_plan, &arg, NULL, true, 0);
+	n = approval_exec(&load_stages_plan, &arg, NULL, false, 0);
 	r->nstages = n;
 	r->stages = palloc0(sizeof(StageRow) * Max(n, 1));
 	for (int i = 0; i < n; i++)
@@ -373,7 +376,7 @@ actor_sees(Req *r)
 	}
 	args[0] = Int64GetDatum(r->id);
 	args[1] = CStringGetTextDatum(r->actor.id);
-	return approval_exec(&voted_plan, args, NULL, true, 1) > 0;
+	return approval_exec(&voted_plan, args, NULL, false, 1) > 0;
 }
 
 static void
@@ -578,7 +581,7 @@ count_principals(List *targets)
 {
 	Datum		arg = PointerGetDatum(approval_text_array(targets));
 
-	approval_exec(&count_principals_plan, &arg, NULL, true, 1);
+	approval_exec(&count_principals_plan, &arg, NULL, false, 1);
 	return approval_getint32(0, 1);
 }
 
@@ -698,7 +701,7 @@ resolve_targets(Req *r, StageDef *st)
 			bool		isnull = true;
 
 			arg = CStringGetTextDatum(r->requester);
-			if (approval_exec(&manager_plan, &arg, NULL, true, 1) == 1)
+			if (approval_exec(&manager_plan, &arg, NULL, false, 1) == 1)
 				(void) approval_getdatum(0, 1, &isnull);
 			if (isnull)
 				unresolvable(st->name, t,
@@ -709,14 +712,14 @@ resolve_targets(Req *r, StageDef *st)
 		else if (strncmp(t, "user:", 5) == 0)
 		{
 			arg = CStringGetTextDatum(t + 5);
-			if (approval_exec(&principal_exists_plan, &arg, NULL, true, 1) == 0)
+			if (approval_exec(&principal_exists_plan, &arg, NULL, false, 1) == 0)
 				unresolvable(st->name, t, psprintf("There is no principal \"%s\".", t + 5),
 							 "Add it to approval.principal.");
 		}
 		else if (strncmp(t, "group:", 6) == 0)
 		{
 			arg = CStringGetTextDatum(t + 6);
-			if (approval_exec(&group_exists_plan, &arg, NULL, true, 1) == 0)
+			if (approval_exec(&group_exists_plan, &arg, NULL, false, 1) == 0)
 				unresolvable(st->name, t, psprintf("There is no approver group \"%s\".", t + 6),
 							 "Add it to approval.approver_group.");
 		}
@@ -738,7 +741,7 @@ workflow_by_name(const char *name)
 {
 	Datum		arg = CStringGetTextDatum(name);
 
-	if (approval_exec(&workflow_by_name_plan, &arg, NULL, true, 1) == 0)
+	if (approval_exec(&workflow_by_name_plan, &arg, NULL, false, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" does not exist", name),
@@ -824,7 +827,7 @@ approval_submit(PG_FUNCTION_ARGS)
 
 		args[0] = CStringGetTextDatum(wf->name);
 		args[1] = CStringGetTextDatum(r->subject);
-		if (approval_exec(&open_subject_plan, args, NULL, true, 1) == 1)
+		if (approval_exec(&open_subject_plan, args, NULL, false, 1) == 1)
 		{
 			id = approval_getint64(0, 1);
 			approval_spi_finish();
@@ -1020,7 +1023,7 @@ record_vote(Req *r, Eligible *e, const char *decision, const char *reason,
 		q[1] = v[1];
 		q[2] = v[8];
 		q[3] = CStringGetTextDatum(voter);
-		approval_exec(&existing_vote_plan, q, NULL, true, 1);
+		approval_exec(&existing_vote_plan, q, NULL, false, 1);
 		before = approval_gettext(0, 1);
 		if (strcmp(before, decision) == 0)
 			return false;
@@ -1082,7 +1085,7 @@ approved_elsewhere(Req *r, StageRow *s, const char *voter)
 	args[0] = Int64GetDatum(r->id);
 	args[1] = CStringGetTextDatum(s->stage);
 	args[2] = CStringGetTextDatum(voter);
-	if (approval_exec(&other_stage_approval_plan, args, NULL, true, 1) == 1)
+	if (approval_exec(&other_stage_approval_plan, args, NULL, false, 1) == 1)
 		return approval_gettext(0, 1);
 	return NULL;
 }

@@ -60,7 +60,13 @@ approval_exec_prepare(ApprovalPlan *p)
 }
 
 /*
- * Run a kept statement; returns SPI_processed.  Errors in the statement
+ * Run a kept statement; returns SPI_processed.
+ *
+ * The engine passes read_only = false even to reads: that makes SPI take a
+ * new snapshot for each statement (in READ COMMITTED), so that what is read
+ * after the request's row lock, or after a write of the same operation, is
+ * current.  read_only = true reuses the caller's snapshot, which is right
+ * for the STABLE readers (can_see, verify_audit).  Errors in the statement
  * propagate as they are (they carry their own SQLSTATE).
  */
 int
