@@ -17,7 +17,8 @@ OBJS = \
 	src/define.o \
 	src/condition.o \
 	src/event.o \
-	src/engine.o
+	src/engine.o \
+	src/route.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard sql/$(EXTENSION)--*--*.sql)

@@ -310,6 +310,25 @@ CREATE FUNCTION approval.revoke_delegation(id bigint) RETURNS void
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'approval_revoke_delegation';
 
+CREATE FUNCTION approval.route(payload jsonb, requester text DEFAULT NULL) RETURNS text
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_route_fn';
+
+CREATE FUNCTION approval.preview(workflow text, payload jsonb, requester text DEFAULT NULL)
+    RETURNS TABLE (stage_order integer, stage text, targets text[], required integer, runs boolean)
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_preview';
+
+CREATE FUNCTION approval.simulate(definition jsonb, since timestamptz DEFAULT now() - interval '30 days')
+    RETURNS TABLE (request_id bigint, workflow text, state text, would_match boolean,
+                   would_auto_approve boolean, would_run text[], did_run text[],
+                   differs boolean, change text)
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_simulate';
+
 -- May the current actor see this request?  Used by the row-level security
 -- policies; runs as the owner so that it can look at stages and votes.
 CREATE FUNCTION approval.can_see(request bigint) RETURNS boolean
@@ -364,7 +383,7 @@ CREATE POLICY event_visible ON approval.event FOR SELECT USING (approval.can_see
 -- ---------------------------------------------------------------------------
 CREATE VIEW approval.workflows AS
 SELECT DISTINCT ON (w.name)
-       w.id, w.name, w.version, w.description, w.priority, w.enabled,
+       w.id, w.name, w.version, w.description, w.priority, w.enabled, w.match,
        (SELECT count(*) FROM approval.workflow_stage s WHERE s.workflow_id = w.id)::integer AS stages,
        w.created_at, w.definition
   FROM approval.workflow w
@@ -440,11 +459,13 @@ GRANT EXECUTE ON FUNCTION
     approval.request_changes(bigint, text), approval.resubmit(bigint, jsonb, text),
     approval.cancel(bigint, text), approval.comment(bigint, text),
     approval.delegate(text, timestamptz, timestamptz, text), approval.revoke_delegation(bigint),
-    approval.events_after(bigint, integer)
+    approval.events_after(bigint, integer),
+    approval.route(jsonb, text), approval.preview(text, jsonb, text)
     TO approval_admin, approval_user, approval_gateway;
 GRANT EXECUTE ON FUNCTION
     approval.define_workflow(jsonb), approval.disable_workflow(text), approval.enable_workflow(text),
-    approval.verify_audit(bigint), approval.ack(text, bigint)
+    approval.verify_audit(bigint), approval.ack(text, bigint),
+    approval.simulate(jsonb, timestamptz)
     TO approval_admin;
 GRANT EXECUTE ON FUNCTION approval.ack(text, bigint) TO approval_gateway;
 

@@ -165,6 +165,15 @@ extern WorkflowDef *approval_workflow_get(int32 id);
 extern List *approval_enabled_workflows(void);
 extern bool approval_target_valid(const char *target);
 
+extern WorkflowDef *approval_parse_definition(Jsonb *doc);
+
+/* ---- engine.c ---- */
+
+extern List *approval_resolve_targets(const char *requester, StageDef *st);
+extern int	approval_count_principals(List *targets);
+extern WorkflowDef *approval_route(Jsonb *payload, const char *requester);
+extern WorkflowDef *approval_workflow_by_name(const char *name);
+
 /* ---- condition.c: jsonpath predicates ---- */
 
 extern JsonPath *approval_parse_condition(const char *path, const char *text);

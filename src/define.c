@@ -394,8 +394,8 @@ parse_stage(WorkflowDef *wf, int idx, JsonbValue *sv)
  * Check a whole definition and return it compiled.  Raises AP005 naming the
  * offending key; writes nothing.
  */
-static WorkflowDef *
-parse_definition(Jsonb *doc)
+WorkflowDef *
+approval_parse_definition(Jsonb *doc)
 {
 	WorkflowDef *wf = palloc0(sizeof(WorkflowDef));
 	JsonbValue	stages = {0};
@@ -606,7 +606,7 @@ approval_define_workflow(PG_FUNCTION_ARGS)
 	int32		id;
 
 	approval_spi_connect();
-	wf = parse_definition(doc);
+	wf = approval_parse_definition(doc);
 	id = store_definition(wf, doc);
 	definitions_changed();
 	approval_spi_finish();

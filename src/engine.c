@@ -576,8 +576,8 @@ finish(Req *r, bool approved, const char *reason, const char *denial)
 	r->callback = approved ? r->wf->on_approved : r->wf->on_rejected;
 }
 
-static int
-count_principals(List *targets)
+int
+approval_count_principals(List *targets)
 {
 	Datum		arg = PointerGetDatum(approval_text_array(targets));
 
@@ -596,7 +596,7 @@ activate_stage(Req *r, StageRow *s)
 	s->approvals = 0;
 	s->rejections = 0;
 	if (s->def != NULL && s->def->min_approvals == 0)
-		s->required = Max(count_principals(s->targets), 1);
+		s->required = Max(approval_count_principals(s->targets), 1);
 	aj_init(&j);
 	aj_str(&j, "stage", s->stage);
 	aj_int(&j, "order", s->order);
@@ -683,9 +683,13 @@ unresolvable(const char *stage, const char *target, const char *why, const char 
 			 hint ? errhint("%s", hint) : 0));
 }
 
-/* Resolve a stage's targets at submit: "manager" becomes user:<id> */
-static List *
-resolve_targets(Req *r, StageDef *st)
+/*
+ * Resolve a stage's targets for a requester, as submit does: "manager"
+ * becomes user:<id>; an unknown user, group or role, or a missing manager,
+ * is AP011.  Needs SPI.
+ */
+List *
+approval_resolve_targets(const char *requester, StageDef *st)
 {
 	List	   *result = NIL;
 	ListCell   *lc;
@@ -700,12 +704,12 @@ resolve_targets(Req *r, StageDef *st)
 		{
 			bool		isnull = true;
 
-			arg = CStringGetTextDatum(r->requester);
+			arg = CStringGetTextDatum(requester);
 			if (approval_exec(&manager_plan, &arg, NULL, false, 1) == 1)
 				(void) approval_getdatum(0, 1, &isnull);
 			if (isnull)
 				unresolvable(st->name, t,
-							 psprintf("Requester \"%s\" has no manager.", r->requester),
+							 psprintf("Requester \"%s\" has no manager.", requester),
 							 "Set approval.principal.manager_id for the requester.");
 			resolved = psprintf("user:%s", approval_gettext(0, 1));
 		}
@@ -736,8 +740,9 @@ resolve_targets(Req *r, StageDef *st)
 
 /* ---------- submit ---------- */
 
-static WorkflowDef *
-workflow_by_name(const char *name)
+/* The latest version of an enabled workflow; AP008 if none.  Needs SPI. */
+WorkflowDef *
+approval_workflow_by_name(const char *name)
 {
 	Datum		arg = CStringGetTextDatum(name);
 
@@ -754,9 +759,12 @@ workflow_by_name(const char *name)
 	return approval_workflow_get(approval_getint32(0, 1));
 }
 
-/* The routed workflow for a payload and requester, or NULL */
-static WorkflowDef *
-route(Jsonb *payload, const char *requester)
+/*
+ * The routed workflow for a payload and requester: the enabled workflow with
+ * the lowest priority (ties: name) whose "match" holds; NULL if none.
+ */
+WorkflowDef *
+approval_route(Jsonb *payload, const char *requester)
 {
 	ListCell   *lc;
 	Jsonb	   *who = NULL;
@@ -800,7 +808,7 @@ approval_submit(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 	{
-		wf = route(r->payload, r->requester);
+		wf = approval_route(r->payload, r->requester);
 		if (wf == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
@@ -809,7 +817,7 @@ approval_submit(PG_FUNCTION_ARGS)
 					 errhint("Name the workflow, or check the conditions with approval.route(payload).")));
 	}
 	else
-		wf = workflow_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		wf = approval_workflow_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	r->wf = wf;
 	r->workflow = wf->name;
 
@@ -853,7 +861,7 @@ approval_submit(PG_FUNCTION_ARGS)
 		s->idx = st->idx;
 		s->order = st->order;
 		s->state = "waiting";
-		s->targets = resolve_targets(r, st);
+		s->targets = approval_resolve_targets(r->requester, st);
 		s->required = st->min_approvals;
 		s->reject_required = st->reject_by_quorum ? st->reject_quorum : 1;
 		s->round = 1;
