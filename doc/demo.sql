@@ -136,6 +136,153 @@ SELECT :'LAST_ERROR_SQLSTATE' AS "SQLSTATE of that error";
 
 \echo
 \echo '=================================================================='
-\echo ' Workflows, requests and votes arrive with the engine; see'
-\echo ' doc/approval.md for what is built today.'
+\echo ' 4. A workflow: the manager, then 2 of 3 finance approvers'
 \echo '=================================================================='
+\echo 'finance gets a third member, erin.  define_workflow() checks the whole'
+\echo 'document before it stores anything; the same name again makes version 2.'
+\echo
+
+INSERT INTO approval.principal (id, display_name, email, manager_id, attributes)
+VALUES ('erin', 'Erin Evans', 'erin@example.com', 'carol', '{"department": "finance", "level": 2}');
+INSERT INTO approval.group_member (group_name, principal_id) VALUES ('finance', 'erin');
+
+SELECT approval.define_workflow($$
+{
+  "name": "laptop-request",
+  "description": "A new laptop: the requester's manager, then two of finance",
+  "stages": [
+    {"name": "manager", "approvers": ["manager"]},
+    {"name": "finance", "approvers": ["group:finance"], "min_approvals": 2,
+     "denial_message": "Over the hardware budget"}
+  ]
+}
+$$) AS workflow_id;
+
+\echo
+\echo 'The workflow as a Mermaid picture (approval.graph(name, ''dot'') for Graphviz):'
+\echo
+SELECT approval.graph('laptop-request');
+
+\echo
+\echo 'A bad definition is refused with AP005 naming the key, and writes nothing'
+\echo '(the error below is expected):'
+\echo
+\set ON_ERROR_STOP 0
+SELECT approval.define_workflow('{"name": "broken", "stages": [{"name": "x", "approvers": ["manager"], "min_approvals": 0}]}');
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '=================================================================='
+\echo ' 5. alice asks; this session LISTENs like a notification service'
+\echo '=================================================================='
+\echo 'Every event is also sent with pg_notify on channel "approval" when the'
+\echo 'transaction commits: compact JSON with the next approvers as "targets",'
+\echo 'never the payload.  psql prints each one after the statement that sent it.'
+\echo
+
+LISTEN approval;
+
+SET ROLE alice;
+SELECT approval.submit('laptop-request', '{"model": "X1 Carbon", "cost": 1800}',
+                       'New laptop for alice', 'asset:laptop-alice') AS request_id \gset
+SELECT request_id, workflow, state, active_stages, votes, waiting_on
+  FROM approval.request_status WHERE request_id = :request_id;
+\echo 'Submitting the same subject again while it is open is a no-op that returns the same id:'
+SELECT approval.submit('laptop-request', '{"model": "X1 Carbon", "cost": 1800}',
+                       'New laptop for alice', 'asset:laptop-alice') = :request_id AS same_request;
+RESET ROLE;
+
+\echo
+\echo 'bob, alice''s manager, sees it in approval.my_pending and approves:'
+\echo
+SET ROLE bob;
+SELECT request_id, workflow, title, requester, stage FROM approval.my_pending;
+SELECT approval.approve(:request_id, 'Her old one is five years old');
+RESET ROLE;
+
+\echo
+\echo '=================================================================='
+\echo ' 6. Finance: two of carol, dave and erin, through the web application'
+\echo '=================================================================='
+\echo 'carol and dave have no database role: the web application acts for them.'
+\echo
+
+BEGIN;
+SET LOCAL ROLE webapp;
+SET LOCAL approval.actor = 'carol';
+SELECT approval.approve(:request_id, 'Within budget');
+COMMIT;
+
+SELECT request_id, state, active_stages, votes, waiting_on
+  FROM approval.request_status WHERE request_id = :request_id;
+
+BEGIN;
+SET LOCAL ROLE webapp;
+SET LOCAL approval.actor = 'dave';
+SELECT approval.approve(:request_id);
+COMMIT;
+
+\echo
+\echo 'Quorum reached: the request is approved and erin''s vote is no longer'
+\echo 'needed.  Voting on a closed request is AP002 (expected error):'
+\echo
+\set ON_ERROR_STOP 0
+BEGIN;
+SET LOCAL ROLE webapp;
+SET LOCAL approval.actor = 'erin';
+SELECT approval.approve(:request_id);
+ROLLBACK;
+\set ON_ERROR_STOP 1
+
+UNLISTEN approval;
+
+\echo
+\echo '=================================================================='
+\echo ' 7. The event log: append-only, hash-chained per request'
+\echo '=================================================================='
+\echo
+
+SELECT seq, kind, actor, data->>'stage' AS stage, encode(substr(hash, 1, 6), 'hex') AS hash_prefix
+  FROM approval.event WHERE request_id = :request_id ORDER BY seq;
+SELECT actor, stage, decision, comment FROM approval.decision WHERE request_id = :request_id ORDER BY id;
+SELECT * FROM approval.verify_audit(:request_id);
+
+\echo
+\echo 'Nobody, not even a superuser, can change the log (expected error):'
+\echo
+\set ON_ERROR_STOP 0
+UPDATE approval.event SET actor = 'mallory' WHERE request_id = :request_id;
+\set ON_ERROR_STOP 1
+
+\echo
+\echo 'and the state tables are not writable but through the functions:'
+\echo
+\set ON_ERROR_STOP 0
+SET ROLE alice;
+UPDATE approval.request SET state = 'approved';
+RESET ROLE;
+\set ON_ERROR_STOP 1
+
+\echo
+\echo '=================================================================='
+\echo ' 8. Routing by data, and what-if'
+\echo '=================================================================='
+\echo 'A workflow with a "match" condition (a SQL/JSON path predicate) takes'
+\echo 'the requests it matches; submit(NULL, ...) routes.  preview() shows what'
+\echo 'would run; nothing is written.'
+\echo
+
+SELECT approval.define_workflow($$
+{
+  "name": "cheap-hardware", "priority": 10,
+  "match": "$.cost < 100", "auto_approve": "$.cost < 20",
+  "stages": [{"name": "manager", "approvers": ["manager"]}]
+}
+$$) AS workflow_id;
+
+SET ROLE alice;
+SELECT approval.route('{"item": "mouse", "cost": 35}') AS routed_to;
+SELECT * FROM approval.preview(NULL, '{"item": "mouse", "cost": 35}');
+SELECT approval.submit(NULL, '{"item": "cable", "cost": 9}', 'USB cable') AS cable \gset
+SELECT workflow, state FROM approval.request WHERE id = :cable;
+RESET ROLE;
