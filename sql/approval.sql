@@ -362,7 +362,7 @@ CREATE FUNCTION approval.ack(name text, seq bigint) RETURNS void
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
     AS $$ INSERT INTO approval.subscriber AS s (name, last_seq) VALUES (ack.name, ack.seq)
-          ON CONFLICT (name) DO UPDATE SET last_seq = pg_catalog.greatest(s.last_seq, excluded.last_seq) $$;
+          ON CONFLICT (name) DO UPDATE SET last_seq = GREATEST(s.last_seq, excluded.last_seq) $$;
 
 -- ---------------------------------------------------------------------------
 -- Row-level security (DESIGN §8): a user sees a request they submitted, are

@@ -880,6 +880,13 @@ approval_enabled_workflows(void)
 	List	   *result = NIL;
 	MemoryContext cxt;
 
+	/*
+	 * Unlike a lookup by id (versions never change), this list changes with
+	 * every definition: take in the invalidations committed since this
+	 * transaction's last lock, so that each statement routes with what was
+	 * committed before it began.
+	 */
+	AcceptInvalidationMessages();
 	cache_check();
 	if (cache_enabled_valid)
 		return cache_enabled;

@@ -47,11 +47,8 @@ ALTER FUNCTION approval_test.actor_as_definer() OWNER TO approval_test_gateway;
 -- ---------------------------------------------------------------------------
 -- Objects
 -- ---------------------------------------------------------------------------
--- Known bug: the install script's top-level "SET search_path = pg_catalog,
--- pg_temp" outlives CREATE EXTENSION (a plain SET in an extension script is
--- kept at commit; SET LOCAL is not).  Remove this todo() when it is fixed;
--- pg_prove then reports "TODO passed" until it is.
-SELECT todo('install script SET search_path leaks into the session', 1);
+-- A plain SET in an extension script would outlive CREATE EXTENSION; the
+-- install script must leave the caller's search_path alone.
 SELECT is(:'search_path_after'::text, :'search_path_before'::text,
           'CREATE EXTENSION approval leaves the session''s search_path as it was');
 
