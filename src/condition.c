@@ -56,6 +56,31 @@ is_predicate(JsonPath *jp)
 static bool condition_eval(JsonPath *cond, Jsonb *payload, Jsonb *vars, bool *isnull);
 
 /*
+ * In a PG_CATCH block: turn the error being handled into AP005 naming the
+ * key, with the original message.  The transaction is aborted right after,
+ * so no subtransaction is needed.
+ */
+static void
+rethrow_as_definition_error(MemoryContext cxt, const char *path,
+							const char *detail, const char *hint) pg_attribute_noreturn();
+
+static void
+rethrow_as_definition_error(MemoryContext cxt, const char *path,
+							const char *detail, const char *hint)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_INVALID_DEFINITION),
+			 errmsg("invalid workflow definition: %s: %s", path, edata->message),
+			 detail ? errdetail("%s", detail) : 0,
+			 errhint("%s", hint)));
+}
+
+/*
  * Parse a condition of a definition; "path" names its key for the error
  * (e.g. "stages[1].when").  Raises AP005 with the parser's message.
  */
@@ -73,16 +98,9 @@ approval_parse_condition(const char *path, const char *text)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_AP_INVALID_DEFINITION),
-				 errmsg("invalid workflow definition: %s: %s", path, edata->message),
-				 errdetail("Conditions are SQL/JSON path predicates, as with the @@ operator."),
-				 errhint("For example: \"$.cost > 1000 && $requester.department == \\\"it\\\"\".")));
+		rethrow_as_definition_error(cxt, path,
+									"Conditions are SQL/JSON path predicates, as with the @@ operator.",
+									"For example: \"$.cost > 1000 && $requester.department == \\\"it\\\"\".");
 	}
 	PG_END_TRY();
 
@@ -105,15 +123,8 @@ approval_parse_condition(const char *path, const char *text)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(ERRCODE_AP_INVALID_DEFINITION),
-				 errmsg("invalid workflow definition: %s: %s", path, edata->message),
-				 errhint("The variables a condition may use are $requester and $workflow.")));
+		rethrow_as_definition_error(cxt, path, NULL,
+									"The variables a condition may use are $requester and $workflow.");
 	}
 	PG_END_TRY();
 

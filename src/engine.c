@@ -408,6 +408,18 @@ require_pending(Req *r)
 			 errhint("Submit a new request to ask again.")));
 }
 
+/* Connect, lock the request and check that the actor may see it */
+static Req *
+open_visible_request(int64 id)
+{
+	Req		   *r;
+
+	approval_spi_connect();
+	r = open_request(id);
+	require_visible(r);
+	return r;
+}
+
 /* ---------- writing ---------- */
 
 static void
@@ -1238,9 +1250,7 @@ approval_resubmit(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	id = PG_GETARG_INT64(0);
 
-	approval_spi_connect();
-	r = open_request(id);
-	require_visible(r);
+	r = open_visible_request(id);
 	if (!streq(r->actor.id, r->requester))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1324,9 +1334,7 @@ approval_cancel(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	id = PG_GETARG_INT64(0);
 
-	approval_spi_connect();
-	r = open_request(id);
-	require_visible(r);
+	r = open_visible_request(id);
 	if (!streq(r->actor.id, r->requester) && !r->actor.is_admin)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -1361,9 +1369,7 @@ approval_comment(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a comment must not be empty")));
 
-	approval_spi_connect();
-	r = open_request(id);
-	require_visible(r);
+	r = open_visible_request(id);
 	record_note(r, NULL, NULL, "comment", comment);
 	aj_init(&j);
 	aj_str(&j, "comment", comment);
