@@ -87,6 +87,13 @@ CREATE FUNCTION approval.my_targets() RETURNS text[]
     AS 'MODULE_PATHNAME', 'approval_my_targets';
 COMMENT ON FUNCTION approval.my_targets() IS 'Approver targets (user:, group:, role:) the current actor answers for, including those of active delegators';
 
+CREATE FUNCTION approval.my_target_sets()
+    RETURNS TABLE (principal text, delegated boolean, workflow text, targets text[])
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_my_target_sets';
+COMMENT ON FUNCTION approval.my_target_sets() IS 'Each capacity the current actor can act in: itself, and each active delegator (workflow: the one workflow the delegation covers, or NULL)';
+
 -- ---------------------------------------------------------------------------
 -- Definitions (DESIGN §3).  Versions are immutable: define_workflow() adds a
 -- row; nothing but "enabled" ever changes.
@@ -389,9 +396,14 @@ SELECT DISTINCT ON (w.name)
   FROM approval.workflow w
  ORDER BY w.name, w.version DESC;
 
+-- What I can act on now: an active stage where some capacity of mine (my
+-- own, or a delegator's for that workflow) answers for the stage and has not
+-- voted yet, and I have not voted at it myself.  The rules are the engine's.
 CREATE VIEW approval.my_pending AS
 WITH me AS MATERIALIZED (
-    SELECT approval.current_actor() AS actor, approval.my_targets() AS targets
+    SELECT approval.current_actor() AS actor
+), sets AS MATERIALIZED (
+    SELECT * FROM approval.my_target_sets()
 )
 SELECT r.id AS request_id, r.workflow, r.title, r.requester, s.stage,
        r.created_at AS submitted_at, r.due_at
@@ -400,12 +412,19 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, s.stage,
   JOIN approval.workflow w ON w.id = r.workflow_id
  WHERE s.state = 'active'
    AND r.state = 'pending'
-   AND s.targets && me.targets
-   AND (r.requester <> me.actor OR w.allow_self_approval)
+   AND s.targets && (SELECT array_agg(t) FROM sets, unnest(sets.targets) AS t)
+   AND EXISTS (
+       SELECT 1 FROM sets
+        WHERE s.targets && sets.targets
+          AND (sets.workflow IS NULL OR sets.workflow = r.workflow)
+          AND (w.allow_self_approval OR (sets.principal <> r.requester AND me.actor <> r.requester))
+          AND NOT EXISTS (SELECT 1 FROM approval.decision d
+                           WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
+                             AND d.decision IN ('approve', 'reject')
+                             AND COALESCE(d.on_behalf_of, d.actor) = sets.principal))
    AND NOT EXISTS (SELECT 1 FROM approval.decision d
                     WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
-                      AND d.decision IN ('approve', 'reject')
-                      AND (d.actor = me.actor OR d.on_behalf_of = me.actor))
+                      AND d.decision IN ('approve', 'reject') AND d.actor = me.actor)
  ORDER BY r.created_at, r.id, s.stage_order, s.stage;
 
 CREATE VIEW approval.my_requests AS
@@ -423,9 +442,13 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
       SELECT array_agg(s.stage ORDER BY s.stage_order, s.stage_idx) AS active_stages,
              string_agg(s.stage || ' ' || s.approvals || '/' || s.required, ', '
                         ORDER BY s.stage_order, s.stage_idx) AS votes,
-             (SELECT array_agg(DISTINCT t ORDER BY t)
-                FROM approval.request_stage s2, unnest(s2.targets) AS t
-               WHERE s2.request_id = r.id AND s2.state = 'active') AS waiting_on
+             CASE r.state
+                  WHEN 'pending' THEN
+                      (SELECT array_agg(DISTINCT t ORDER BY t)
+                         FROM approval.request_stage s2, unnest(s2.targets) AS t
+                        WHERE s2.request_id = r.id AND s2.state = 'active')
+                  WHEN 'changes_requested' THEN ARRAY['user:' || r.requester]
+             END AS waiting_on
         FROM approval.request_stage s
        WHERE s.request_id = r.id AND s.state = 'active' AND r.state = 'pending'
   ) a ON true
@@ -452,7 +475,7 @@ GRANT SELECT ON approval.workflows, approval.my_pending, approval.my_requests, a
 GRANT SELECT, INSERT, UPDATE ON approval.subscriber TO approval_admin, approval_gateway;
 
 GRANT EXECUTE ON FUNCTION
-    approval.current_actor(), approval.my_targets(), approval.can_see(bigint),
+    approval.current_actor(), approval.my_targets(), approval.my_target_sets(), approval.can_see(bigint),
     approval.graph(text, text),
     approval.submit(text, jsonb, text, text, text),
     approval.approve(bigint, text), approval.reject(bigint, text, text),

@@ -38,15 +38,17 @@ static ApprovalPlan role_of_principal = {
 /*
  * Every target an actor answers for, with the principal it answers as: the
  * actor itself (delegated = false) and each principal with an active
- * delegation to it (delegated = true), restricted to delegations that cover
- * workflow $3 (NULL: all).  Role membership is real membership through
- * pg_auth_members, so a superuser is not "a member of every role" here.
+ * delegation to it (delegated = true), with the workflow the delegation is
+ * limited to (scope; NULL for all).  $3 keeps only the delegations that
+ * cover that workflow (NULL: all of them).  Role membership is real
+ * membership through pg_auth_members, so a superuser is not "a member of
+ * every role" here.
  */
 static ApprovalPlan targets_plan = {
-	"WITH RECURSIVE who(pid, roleid, delegated) AS ("
-	"  SELECT $1::text, $2::oid, false"
+	"WITH RECURSIVE who(pid, roleid, delegated, scope) AS ("
+	"  SELECT $1::text, $2::oid, false, NULL::text"
 	"  UNION ALL"
-	"  SELECT d.delegator, r.oid, true"
+	"  SELECT d.delegator, r.oid, true, d.workflow"
 	"    FROM approval.delegation d"
 	"    LEFT JOIN approval.principal p ON p.id = d.delegator AND p.active"
 	"    LEFT JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
@@ -54,26 +56,26 @@ static ApprovalPlan targets_plan = {
 	"     AND d.starts <= pg_catalog.now()"
 	"     AND (d.ends IS NULL OR d.ends > pg_catalog.now())"
 	"     AND ($3::text IS NULL OR d.workflow IS NULL OR d.workflow = $3)"
-	"), mem(pid, roleid) AS ("
-	"  SELECT pid, roleid FROM who WHERE roleid IS NOT NULL"
+	"), mem(pid, delegated, scope, roleid) AS ("
+	"  SELECT pid, delegated, scope, roleid FROM who WHERE roleid IS NOT NULL"
 	"  UNION"
-	"  SELECT mem.pid, a.roleid FROM mem"
+	"  SELECT mem.pid, mem.delegated, mem.scope, a.roleid FROM mem"
 	"    JOIN pg_catalog.pg_auth_members a ON a.member = mem.roleid"
-	"), t(pid, target) AS ("
-	"  SELECT pid, 'user:' || pid FROM who"
+	"), t(pid, delegated, scope, target) AS ("
+	"  SELECT pid, delegated, scope, 'user:' || pid FROM who"
 	"  UNION"
-	"  SELECT w.pid, 'group:' || m.group_name FROM who w"
+	"  SELECT w.pid, w.delegated, w.scope, 'group:' || m.group_name FROM who w"
 	"    JOIN approval.group_member m ON m.principal_id = w.pid"
 	"  UNION"
-	"  SELECT mem.pid, 'group:' || g.name FROM mem"
+	"  SELECT mem.pid, mem.delegated, mem.scope, 'group:' || g.name FROM mem"
 	"    JOIN pg_catalog.pg_roles r ON r.oid = mem.roleid"
 	"    JOIN approval.approver_group g ON g.pg_role = r.rolname"
 	"  UNION"
-	"  SELECT mem.pid, 'role:' || r.rolname FROM mem"
+	"  SELECT mem.pid, mem.delegated, mem.scope, 'role:' || r.rolname FROM mem"
 	"    JOIN pg_catalog.pg_roles r ON r.oid = mem.roleid"
 	")"
-	" SELECT t.pid, (t.pid IS DISTINCT FROM $1) AS delegated, t.target FROM t"
-	" ORDER BY 2, 1, 3",
+	" SELECT pid, delegated, scope, target FROM t"
+	" ORDER BY delegated, pid, scope NULLS FIRST, target",
 	3, {TEXTOID, OIDOID, TEXTOID}
 };
 
@@ -134,6 +136,18 @@ approval_get_actor(ApprovalActor *actor)
 	admin_role = role_oid_or_invalid(APPROVAL_ADMIN_ROLE);
 	actor->is_admin = OidIsValid(actor->roleid) && OidIsValid(admin_role) &&
 		has_privs_of_role(actor->roleid, admin_role);
+
+	/*
+	 * A gateway that is not acting for anyone may read every request: it
+	 * could act for anyone, and a listener service needs the whole log.
+	 */
+	actor->sees_all = actor->is_admin;
+	if (!actor->sees_all && (approval_actor == NULL || approval_actor[0] == '\0'))
+	{
+		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
+
+		actor->sees_all = OidIsValid(gateway) && is_member_of_role(outer, gateway);
+	}
 }
 
 /*
@@ -163,20 +177,27 @@ approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
 	for (int i = 0; i < n; i++)
 	{
 		char	   *pid = approval_gettext(i, 1);
+		char	   *scope = approval_gettext(i, 3);
 
-		if (cur == NULL || strcmp(cur->principal, pid) != 0)
+		if (cur == NULL || strcmp(cur->principal, pid) != 0 ||
+			(cur->scope == NULL) != (scope == NULL) ||
+			(scope != NULL && strcmp(cur->scope, scope) != 0))
 		{
 			cur = palloc0(sizeof(ApprovalTargetSet));
 			cur->principal = pid;
 			cur->delegated = approval_getbool(i, 2);
+			cur->scope = scope;
 			sets = lappend(sets, cur);
 		}
-		cur->targets = lappend(cur->targets, approval_gettext(i, 3));
+		cur->targets = lappend(cur->targets, approval_gettext(i, 4));
 	}
 	return sets;
 }
 
-/* All targets of all sets, without duplicates, sorted */
+/*
+ * The targets of all sets that are not limited to one workflow, without
+ * duplicates, sorted: what my_targets() shows.
+ */
 ArrayType *
 approval_flatten_targets(List *sets)
 {
@@ -187,6 +208,9 @@ approval_flatten_targets(List *sets)
 	foreach(ls, sets)
 	{
 		ApprovalTargetSet *set = lfirst(ls);
+
+		if (set->scope != NULL)
+			continue;
 
 		foreach(lt, set->targets)
 		{
@@ -248,6 +272,44 @@ approval_my_targets(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(old);
 	approval_spi_finish();
 	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/*
+ * my_target_sets() → TABLE(principal, delegated, workflow, targets): one row
+ * per capacity the actor can act in, the actor's own first; "workflow" is
+ * the one workflow a delegation is limited to.
+ */
+PG_FUNCTION_INFO_V1(approval_my_target_sets);
+Datum
+approval_my_target_sets(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *ts = approval_srf_init(fcinfo, &desc);
+	MemoryContext upper = CurrentMemoryContext;
+	ApprovalActor actor;
+	List	   *sets;
+	ListCell   *lc;
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+	sets = approval_actor_target_sets(&actor, NULL);
+	foreach(lc, sets)
+	{
+		ApprovalTargetSet *set = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		MemoryContext old = MemoryContextSwitchTo(upper);
+
+		values[0] = CStringGetTextDatum(set->principal);
+		values[1] = BoolGetDatum(set->delegated);
+		values[2] = set->scope ? CStringGetTextDatum(set->scope) : (Datum) 0;
+		nulls[2] = (set->scope == NULL);
+		values[3] = PointerGetDatum(approval_text_array(set->targets));
+		tuplestore_putvalues(ts, desc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	approval_spi_finish();
+	return (Datum) 0;
 }
 
 /* ---------- delegation (DESIGN §5) ---------- */

@@ -57,6 +57,7 @@ typedef struct ApprovalActor
 	char	   *id;				/* principal id, or a role name */
 	Oid			roleid;			/* role whose memberships count, or InvalidOid */
 	bool		is_admin;		/* that role has the privileges of approval_admin */
+	bool		sees_all;		/* admin, or a gateway not acting for anyone */
 } ApprovalActor;
 
 /* The targets one principal answers for; "delegated" when it is a delegator */
@@ -64,6 +65,7 @@ typedef struct ApprovalTargetSet
 {
 	char	   *principal;
 	bool		delegated;
+	char	   *scope;			/* the one workflow a delegation covers, or NULL */
 	List	   *targets;		/* C strings, sorted */
 } ApprovalTargetSet;
 

@@ -364,7 +364,7 @@ actor_sees(Req *r)
 	ListCell   *lc;
 	Datum		args[2];
 
-	if (r->actor.is_admin || streq(r->requester, r->actor.id))
+	if (r->actor.sees_all || streq(r->requester, r->actor.id))
 		return true;
 	foreach(lc, req_sets(r))
 	{
@@ -931,21 +931,74 @@ typedef struct Eligible
 	ApprovalTargetSet *set;
 } Eligible;
 
+static ApprovalPlan stage_votes_plan = {
+	"SELECT COALESCE(on_behalf_of, actor), actor FROM approval.decision"
+	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')",
+	3, {INT8OID, TEXTOID, INT4OID}
+};
+
 /*
- * Find where the actor may vote.  Sets are tried in order (the actor's own
- * first, then delegators'); with self_check, a set whose principal is the
- * requester is passed over, and AP007 is raised if that was the only way in.
+ * Of several capacities in which the actor may vote at a stage (its own, a
+ * delegator's), the one to use: the one it already voted in, if any (so the
+ * call is a repeat); else the first whose principal has not voted; else the
+ * first.  One person casts one vote per stage, whatever their capacities.
+ */
+static ApprovalTargetSet *
+choose_capacity(Req *r, StageRow *s, List *candidates)
+{
+	Datum		args[3];
+	int			n;
+	ListCell   *lc;
+
+	if (list_length(candidates) == 1)
+		return linitial(candidates);
+
+	args[0] = Int64GetDatum(r->id);
+	args[1] = CStringGetTextDatum(s->stage);
+	args[2] = Int32GetDatum(s->round);
+	n = approval_exec(&stage_votes_plan, args, NULL, false, 0);
+
+	for (int i = 0; i < n; i++)
+		if (strcmp(approval_gettext(i, 2), r->actor.id) == 0)
+		{
+			char	   *counted = approval_gettext(i, 1);
+
+			foreach(lc, candidates)
+				if (strcmp(((ApprovalTargetSet *) lfirst(lc))->principal, counted) == 0)
+				return lfirst(lc);
+			return linitial(candidates);
+		}
+
+	foreach(lc, candidates)
+	{
+		ApprovalTargetSet *set = lfirst(lc);
+		bool		voted = false;
+
+		for (int i = 0; i < n && !voted; i++)
+			voted = strcmp(approval_gettext(i, 1), set->principal) == 0;
+		if (!voted)
+			return set;
+	}
+	return linitial(candidates);
+}
+
+/*
+ * Find where the actor may vote.  With self_check, and unless the workflow
+ * allows self-approval, a requester cannot vote on their own request in any
+ * capacity, nor anyone for the requester as their delegate (AP007).
  */
 static List *
 eligible_stages(Req *r, bool self_check)
 {
 	List	   *result = NIL;
 	bool		self_blocked = false;
+	bool		actor_is_requester = streq(r->actor.id, r->requester);
 
 	for (int i = 0; i < r->nstages; i++)
 	{
 		StageRow   *s = &r->stages[i];
 		ListCell   *lc;
+		List	   *candidates = NIL;
 
 		if (strcmp(s->state, "active") != 0)
 			continue;
@@ -955,19 +1008,21 @@ eligible_stages(Req *r, bool self_check)
 
 			if (!lists_overlap(set->targets, s->targets))
 				continue;
-			if (self_check && !r->wf->allow_self_approval && streq(set->principal, r->requester))
+			if (self_check && !r->wf->allow_self_approval &&
+				(actor_is_requester || streq(set->principal, r->requester)))
 			{
 				self_blocked = true;
 				continue;
 			}
-			{
-				Eligible   *e = palloc(sizeof(Eligible));
+			candidates = lappend(candidates, set);
+		}
+		if (candidates != NIL)
+		{
+			Eligible   *e = palloc(sizeof(Eligible));
 
-				e->stage = s;
-				e->set = set;
-				result = lappend(result, e);
-			}
-			break;
+			e->stage = s;
+			e->set = choose_capacity(r, s, candidates);
+			result = lappend(result, e);
 		}
 	}
 
@@ -1391,40 +1446,71 @@ static ApprovalPlan can_see_plan = {
 	3, {INT8OID, TEXTOID, TEXTARRAYOID}
 };
 
+/* a request of this workflow with a stage these targets answer for */
+static ApprovalPlan can_see_scoped_plan = {
+	"SELECT EXISTS (SELECT 1 FROM approval.request r"
+	"                 JOIN approval.request_stage s ON s.request_id = r.id"
+	"                WHERE r.id = $1 AND r.workflow = $2 AND s.targets && $3)",
+	3, {INT8OID, TEXTOID, TEXTARRAYOID}
+};
+
 /* who is asking, computed once per query and kept in fn_extra */
 typedef struct CanSeeCache
 {
-	bool		is_admin;
+	bool		sees_all;
 	Datum		actor;			/* text */
-	Datum		targets;		/* text[] */
+	Datum		targets;		/* text[]: the capacities for every workflow */
+	int			nscoped;		/* delegations limited to one workflow */
+	Datum	   *scoped_workflow;	/* text */
+	Datum	   *scoped_targets; /* text[] */
 } CanSeeCache;
+
+static CanSeeCache *
+can_see_cache(FunctionCallInfo fcinfo)
+{
+	CanSeeCache *c = (CanSeeCache *) fcinfo->flinfo->fn_extra;
+	ApprovalActor actor;
+	MemoryContext old;
+	List	   *sets;
+	ListCell   *lc;
+
+	if (c != NULL)
+		return c;
+	approval_get_actor(&actor);
+	sets = approval_actor_target_sets(&actor, NULL);
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	c = palloc0(sizeof(CanSeeCache));
+	c->sees_all = actor.sees_all;
+	c->actor = CStringGetTextDatum(actor.id);
+	c->targets = PointerGetDatum(approval_flatten_targets(sets));
+	c->scoped_workflow = palloc(sizeof(Datum) * Max(list_length(sets), 1));
+	c->scoped_targets = palloc(sizeof(Datum) * Max(list_length(sets), 1));
+	foreach(lc, sets)
+	{
+		ApprovalTargetSet *set = lfirst(lc);
+
+		if (set->scope == NULL)
+			continue;
+		c->scoped_workflow[c->nscoped] = CStringGetTextDatum(set->scope);
+		c->scoped_targets[c->nscoped] = PointerGetDatum(approval_text_array(set->targets));
+		c->nscoped++;
+	}
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = c;
+	return c;
+}
 
 PG_FUNCTION_INFO_V1(approval_can_see);
 Datum
 approval_can_see(PG_FUNCTION_ARGS)
 {
-	CanSeeCache *c = (CanSeeCache *) fcinfo->flinfo->fn_extra;
+	CanSeeCache *c;
 	Datum		args[3];
 	bool		result = false;
 
 	approval_spi_connect();
-	if (c == NULL)
-	{
-		ApprovalActor actor;
-		MemoryContext old;
-		List	   *sets;
-
-		approval_get_actor(&actor);
-		sets = approval_actor_target_sets(&actor, NULL);
-		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		c = palloc(sizeof(CanSeeCache));
-		c->is_admin = actor.is_admin;
-		c->actor = CStringGetTextDatum(actor.id);
-		c->targets = PointerGetDatum(approval_flatten_targets(sets));
-		MemoryContextSwitchTo(old);
-		fcinfo->flinfo->fn_extra = c;
-	}
-	if (c->is_admin)
+	c = can_see_cache(fcinfo);
+	if (c->sees_all)
 		result = true;
 	else
 	{
@@ -1433,6 +1519,13 @@ approval_can_see(PG_FUNCTION_ARGS)
 		args[2] = c->targets;
 		if (approval_exec(&can_see_plan, args, NULL, true, 1) == 1)
 			result = approval_getbool(0, 1);
+		for (int i = 0; i < c->nscoped && !result; i++)
+		{
+			args[1] = c->scoped_workflow[i];
+			args[2] = c->scoped_targets[i];
+			approval_exec(&can_see_scoped_plan, args, NULL, true, 1);
+			result = approval_getbool(0, 1);
+		}
 	}
 	approval_spi_finish();
 	PG_RETURN_BOOL(result);
