@@ -72,6 +72,20 @@ CREATE TABLE approval.delegation (
 );
 CREATE INDEX ON approval.delegation (delegate) WHERE revoked_at IS NULL;
 
+-- Sessions cache who is who; a change to these tables tells every session
+-- (at commit) to forget it.
+CREATE FUNCTION approval.identity_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approval_identity_changed';
+CREATE TRIGGER principal_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.principal
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
+CREATE TRIGGER approver_group_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.approver_group
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
+CREATE TRIGGER group_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.group_member
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
+CREATE TRIGGER delegation_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.delegation
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
+
 -- ---------------------------------------------------------------------------
 -- Who is acting (DESIGN §2)
 -- ---------------------------------------------------------------------------

@@ -16,6 +16,12 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/datetime.h"
+#include "utils/syscache.h"
+#include "utils/memutils.h"
+#include "utils/inval.h"
+#include "utils/hsearch.h"
+#include "commands/trigger.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -39,8 +45,7 @@ static ApprovalPlan role_of_principal = {
  * Every target an actor answers for, with the principal it answers as: the
  * actor itself (delegated = false) and each principal with an active
  * delegation to it (delegated = true), with the workflow the delegation is
- * limited to (scope; NULL for all).  $3 keeps only the delegations that
- * cover that workflow (NULL: all of them).  Role membership is real
+ * limited to (scope; NULL for all).  Role membership is real
  * membership through pg_auth_members, so a superuser is not "a member of
  * every role" here.
  */
@@ -55,7 +60,6 @@ static ApprovalPlan targets_plan = {
 	"   WHERE d.delegate = $1 AND d.revoked_at IS NULL"
 	"     AND d.starts <= pg_catalog.now()"
 	"     AND (d.ends IS NULL OR d.ends > pg_catalog.now())"
-	"     AND ($3::text IS NULL OR d.workflow IS NULL OR d.workflow = $3)"
 	"), mem(pid, delegated, scope, roleid) AS ("
 	"  SELECT pid, delegated, scope, roleid FROM who WHERE roleid IS NOT NULL"
 	"  UNION"
@@ -76,7 +80,7 @@ static ApprovalPlan targets_plan = {
 	")"
 	" SELECT pid, delegated, scope, target FROM t"
 	" ORDER BY delegated, pid, scope NULLS FIRST, target",
-	3, {TEXTOID, OIDOID, TEXTOID}
+	2, {TEXTOID, OIDOID}
 };
 
 static Oid
@@ -85,29 +89,121 @@ role_oid_or_invalid(const char *rolname)
 	return get_role_oid(rolname, true);
 }
 
-/*
- * Decide who is acting.  The caller must be connected to SPI.
+/* ---------- the actor cache ----------
+ *
+ * Who a role or an approval.actor value is, and every capacity it can act
+ * in, is asked on every vote but changes rarely.  It is cached per backend,
+ * keyed by (calling role, approval.actor), and dropped when
+ *  - approval.principal, approver_group, group_member or delegation change:
+ *    their statement triggers send a relcache invalidation of
+ *    approval.principal (approval.identity_changed()), delivered to every
+ *    session at commit;
+ *  - role membership or roles change (syscache callbacks);
+ *  - a delegation of the actor starts or ends: each entry is good only
+ *    until the next such moment.
+ * Dropped memory is handed to the current transaction, as pointers into it
+ * may be in use (an invalidation can arrive at any SPI call).
  */
-void
-approval_get_actor(ApprovalActor *actor)
+#define ACTOR_KEY_LEN 256
+
+typedef struct ActorEntry
 {
-	Oid			outer = GetOuterUserId();
+	char		key[ACTOR_KEY_LEN]; /* "<outer role oid>/<approval.actor>" */
+	char	   *id;
+	Oid			roleid;
+	bool		is_admin;
+	bool		sees_all;
+	bool		have_sets;
+	List	   *sets;			/* every capacity, scoped ones included */
+	TimestampTz sets_until;		/* the sets are good before this moment */
+} ActorEntry;
+
+static MemoryContext actor_cxt = NULL;
+static HTAB *actor_hash = NULL;
+static Oid	actor_cache_relid = InvalidOid; /* approval.principal */
+static bool actor_callbacks = false;
+
+static void
+actor_cache_reset(void)
+{
+	if (actor_cxt != NULL)
+	{
+		if (IsTransactionState())
+			MemoryContextSetParent(actor_cxt, TopTransactionContext);
+		else
+			MemoryContextDelete(actor_cxt);
+		actor_cxt = NULL;
+	}
+	actor_hash = NULL;
+}
+
+static void
+actor_relcache_cb(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == actor_cache_relid)
+		actor_cache_reset();
+}
+
+static void
+actor_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	actor_cache_reset();
+}
+
+static void
+actor_cache_check(void)
+{
+	Oid			relid = approval_relid("principal");
+
+	if (!actor_callbacks)
+	{
+		CacheRegisterRelcacheCallback(actor_relcache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, actor_syscache_cb, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, actor_syscache_cb, (Datum) 0);
+		actor_callbacks = true;
+	}
+	if (relid != actor_cache_relid)
+	{
+		actor_cache_reset();
+		actor_cache_relid = relid;
+	}
+	if (actor_hash == NULL)
+	{
+		HASHCTL		ctl;
+
+		actor_cxt = AllocSetContextCreate(CacheMemoryContext, "approval actor cache",
+										  ALLOCSET_SMALL_SIZES);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = ACTOR_KEY_LEN;
+		ctl.entrysize = sizeof(ActorEntry);
+		ctl.hcxt = actor_cxt;
+		actor_hash = hash_create("approval actors", 64, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+}
+
+/* identity_changed(): statement trigger of the identity tables */
+PG_FUNCTION_INFO_V1(approval_identity_changed);
+Datum
+approval_identity_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("approval.identity_changed() must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(approval_relid("principal"));
+	return PointerGetDatum(NULL);
+}
+
+/* Who the actor is, from the database */
+static void
+lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
+{
 	Oid			admin_role;
 
-	if (approval_actor != NULL && approval_actor[0] != '\0')
+	if (acting_for)
 	{
-		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
 		Datum		arg;
-
-		if (!OidIsValid(gateway) || !is_member_of_role(outer, gateway))
-			ereport(ERROR,
-					(errcode(ERRCODE_AP_ACTOR_NOT_ALLOWED),
-					 errmsg("role \"%s\" may not set approval.actor",
-							GetUserNameFromId(outer, false)),
-					 errdetail("Only members of the role %s may act for another principal.",
-							   APPROVAL_GATEWAY_ROLE),
-					 errhint("RESET approval.actor, or GRANT %s to the application's role.",
-							 APPROVAL_GATEWAY_ROLE)));
 
 		actor->id = pstrdup(approval_actor);
 		arg = CStringGetTextDatum(actor->id);
@@ -142,7 +238,7 @@ approval_get_actor(ApprovalActor *actor)
 	 * could act for anyone, and a listener service needs the whole log.
 	 */
 	actor->sees_all = actor->is_admin;
-	if (!actor->sees_all && (approval_actor == NULL || approval_actor[0] == '\0'))
+	if (!actor->sees_all && !acting_for)
 	{
 		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
 
@@ -151,33 +247,102 @@ approval_get_actor(ApprovalActor *actor)
 }
 
 /*
- * The target sets an actor answers for, one per principal it can vote as:
- * the actor itself first, then each delegator.  The caller must be connected
- * to SPI; the result lives in the caller's memory context.
+ * Decide who is acting.  The caller must be connected to SPI.
  */
-List *
-approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
+void
+approval_get_actor(ApprovalActor *actor)
 {
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Oid			outer = GetOuterUserId();
+	bool		acting_for = approval_actor != NULL && approval_actor[0] != '\0';
+	char		key[ACTOR_KEY_LEN];
+	ActorEntry *e;
+	bool		found;
+	MemoryContext old;
+
+	memset(actor, 0, sizeof(*actor));
+	if (acting_for)
+	{
+		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
+
+		if (!OidIsValid(gateway) || !is_member_of_role(outer, gateway))
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_ACTOR_NOT_ALLOWED),
+					 errmsg("role \"%s\" may not set approval.actor",
+							GetUserNameFromId(outer, false)),
+					 errdetail("Only members of the role %s may act for another principal.",
+							   APPROVAL_GATEWAY_ROLE),
+					 errhint("RESET approval.actor, or GRANT %s to the application's role.",
+							 APPROVAL_GATEWAY_ROLE)));
+	}
+
+	if (snprintf(key, sizeof(key), "%u/%s", outer, acting_for ? approval_actor : "")
+		>= (int) sizeof(key))
+	{
+		lookup_actor(actor, outer, acting_for);		/* too long to cache */
+		return;
+	}
+
+	actor_cache_check();
+	e = hash_search(actor_hash, key, HASH_FIND, &found);
+	if (!found)
+	{
+		MemoryContext cxt = actor_cxt;
+
+		lookup_actor(actor, outer, acting_for);
+		if (cxt != actor_cxt)
+			return;				/* invalidated meanwhile: do not keep it */
+		e = hash_search(actor_hash, key, HASH_ENTER, &found);
+		old = MemoryContextSwitchTo(actor_cxt);
+		e->id = pstrdup(actor->id);
+		MemoryContextSwitchTo(old);
+		e->roleid = actor->roleid;
+		e->is_admin = actor->is_admin;
+		e->sees_all = actor->sees_all;
+		e->have_sets = false;
+		e->sets = NIL;
+	}
+	actor->id = e->id;
+	actor->roleid = e->roleid;
+	actor->is_admin = e->is_admin;
+	actor->sees_all = e->sees_all;
+	actor->cache_key = e->key;
+}
+
+static ApprovalPlan next_window_plan = {
+	"SELECT pg_catalog.min(t) FROM ("
+	"  SELECT starts FROM approval.delegation"
+	"   WHERE delegate = $1 AND revoked_at IS NULL AND starts > pg_catalog.now()"
+	"  UNION ALL"
+	"  SELECT ends FROM approval.delegation"
+	"   WHERE delegate = $1 AND revoked_at IS NULL AND ends > pg_catalog.now()) w(t)",
+	1, {TEXTOID}
+};
+
+/* Every capacity of the actor, from the database, into cxt */
+static List *
+lookup_target_sets(const ApprovalActor *actor, MemoryContext cxt, TimestampTz *until)
+{
+	Datum		args[2];
+	char		nulls[2] = {' ', ' '};
 	int			n;
 	List	   *sets = NIL;
 	ApprovalTargetSet *cur = NULL;
+	MemoryContext old;
+	bool		isnull;
+	Datum		d;
 
 	args[0] = CStringGetTextDatum(actor->id);
 	args[1] = ObjectIdGetDatum(actor->roleid);
 	if (!OidIsValid(actor->roleid))
 		nulls[1] = 'n';
-	if (workflow != NULL)
-		args[2] = CStringGetTextDatum(workflow);
-	else
-		nulls[2] = 'n';
-
 	n = approval_exec(&targets_plan, args, nulls, false, 0);
+	old = MemoryContextSwitchTo(cxt);
 	for (int i = 0; i < n; i++)
 	{
-		char	   *pid = approval_gettext(i, 1);
-		char	   *scope = approval_gettext(i, 3);
+		bool		snull;
+		char	   *pid = TextDatumGetCString(approval_getdatum(i, 1, &snull));
+		Datum		sd = approval_getdatum(i, 3, &snull);
+		char	   *scope = snull ? NULL : TextDatumGetCString(sd);
 
 		if (cur == NULL || strcmp(cur->principal, pid) != 0 ||
 			(cur->scope == NULL) != (scope == NULL) ||
@@ -189,9 +354,68 @@ approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
 			cur->scope = scope;
 			sets = lappend(sets, cur);
 		}
-		cur->targets = lappend(cur->targets, approval_gettext(i, 4));
+		cur->targets = lappend(cur->targets,
+							   TextDatumGetCString(approval_getdatum(i, 4, &snull)));
 	}
+	MemoryContextSwitchTo(old);
+
+	approval_exec(&next_window_plan, args, NULL, false, 1);
+	d = approval_getdatum(0, 1, &isnull);
+	*until = isnull ? DT_NOEND : DatumGetTimestampTz(d);
 	return sets;
+}
+
+/*
+ * The capacities an actor can act in, one target set each: the actor itself
+ * first, then each delegator, limited to the delegations that cover
+ * "workflow" (NULL: all of them, scoped ones included).  The caller must be
+ * connected to SPI; the sets may live in the cache, valid until the end of
+ * the transaction: do not change them.
+ */
+List *
+approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
+{
+	ActorEntry *e = NULL;
+	List	   *all;
+	List	   *result = NIL;
+	ListCell   *lc;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (actor->cache_key != NULL && actor_hash != NULL)
+		e = hash_search(actor_hash, actor->cache_key, HASH_FIND, NULL);
+
+	if (e != NULL && e->have_sets && now < e->sets_until)
+		all = e->sets;
+	else if (e != NULL)
+	{
+		MemoryContext cxt = actor_cxt;
+		TimestampTz until;
+
+		all = lookup_target_sets(actor, cxt, &until);
+		if (cxt == actor_cxt)
+		{
+			e->sets = all;
+			e->sets_until = until;
+			e->have_sets = true;
+		}
+	}
+	else
+	{
+		TimestampTz until;
+
+		all = lookup_target_sets(actor, CurrentMemoryContext, &until);
+	}
+
+	if (workflow == NULL)
+		return list_copy(all);
+	foreach(lc, all)
+	{
+		ApprovalTargetSet *set = lfirst(lc);
+
+		if (set->scope == NULL || strcmp(set->scope, workflow) == 0)
+			result = lappend(result, set);
+	}
+	return result;
 }
 
 /*
@@ -404,7 +628,7 @@ approval_delegate(PG_FUNCTION_ARGS)
 	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
 	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
 	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
-	approval_exec(&insert_delegation_plan, args, nulls, false, 1);
+	approval_exec(&insert_delegation_plan, args, nulls, false, 0);
 	id = approval_getint64(0, 1);
 	approval_spi_finish();
 	PG_RETURN_INT64(id);

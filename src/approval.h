@@ -58,6 +58,7 @@ typedef struct ApprovalActor
 	Oid			roleid;			/* role whose memberships count, or InvalidOid */
 	bool		is_admin;		/* that role has the privileges of approval_admin */
 	bool		sees_all;		/* admin, or a gateway not acting for anyone */
+	const char *cache_key;		/* its entry in the actor cache, if any */
 } ApprovalActor;
 
 /* The targets one principal answers for; "delegated" when it is a delegator */
@@ -144,6 +145,7 @@ typedef struct WorkflowDef
 	bool		enabled;
 	char	   *description;
 	JsonPath   *match;
+	bool		match_uses_workflow;	/* does "match" mention $workflow? */
 	JsonPath   *auto_approve;
 	char	   *require_ack;
 	bool		allow_self_approval;
@@ -182,6 +184,7 @@ extern JsonPath *approval_parse_condition(const char *path, const char *text);
 extern bool approval_condition_holds(JsonPath *cond, Jsonb *payload, Jsonb *vars);
 extern Jsonb *approval_requester_json(const char *requester);
 extern Jsonb *approval_make_vars(Jsonb *requester, const char *workflow);
+extern bool approval_condition_uses_workflow(JsonPath *cond);
 
 /* ---- event.c ---- */
 

@@ -205,3 +205,19 @@ approval_make_vars(Jsonb *requester, const char *workflow)
 	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
 	return JsonbValueToJsonb(res);
 }
+
+/*
+ * Does a condition mention $workflow?  Routing shares one set of variables
+ * among the conditions that do not.  The printed form shows a variable as
+ * $"name", which a string literal cannot contain unescaped.
+ */
+bool
+approval_condition_uses_workflow(JsonPath *cond)
+{
+	char	   *text;
+
+	if (cond == NULL)
+		return false;
+	text = DatumGetCString(DirectFunctionCall1(jsonpath_out, PointerGetDatum(cond)));
+	return strstr(text, "$\"workflow\"") != NULL;
+}

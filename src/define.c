@@ -558,7 +558,7 @@ store_definition(WorkflowDef *wf, Jsonb *doc)
 	TEXT_OR_NULL(17, wf->on_rejected);
 	values[18] = JsonbPGetDatum(doc);
 	values[19] = ObjectIdGetDatum(GetOuterUserId());
-	approval_exec(&insert_workflow_plan, values, nulls, false, 1);
+	approval_exec(&insert_workflow_plan, values, nulls, false, 0);
 	id = DatumGetInt32(approval_getdatum(0, 1, &isnull));
 
 	for (int i = 0; i < wf->nstages; i++)
@@ -785,6 +785,7 @@ load_definition(int32 id, MemoryContext cxt)
 	wf->enabled = approval_getbool(0, 4);
 	wf->description = col_text(0, 5);
 	wf->match = col_copy(0, 6);
+	wf->match_uses_workflow = approval_condition_uses_workflow(wf->match);
 	wf->auto_approve = col_copy(0, 7);
 	wf->require_ack = col_text(0, 8);
 	wf->allow_self_approval = approval_getbool(0, 9);

@@ -523,7 +523,7 @@ close_request(Req *r)
 		v[9] = BoolGetDatum(r->decided_now);
 		v[10] = PointerGetDatum(head);
 		n[10] = head ? ' ' : 'n';
-		if (approval_exec(&insert_request_plan, v, n, false, 1) == 0)
+		if (approval_exec(&insert_request_plan, v, n, false, 0) == 0)
 			return false;
 	}
 	else if (head != NULL || r->dirty)
@@ -780,16 +780,22 @@ approval_route(Jsonb *payload, const char *requester)
 {
 	ListCell   *lc;
 	Jsonb	   *who = NULL;
+	Jsonb	   *shared = NULL;	/* the variables of conditions without $workflow */
 
 	foreach(lc, approval_enabled_workflows())
 	{
 		WorkflowDef *wf = lfirst(lc);
+		Jsonb	   *vars;
 
 		if (wf->match == NULL)
 			return wf;
 		if (who == NULL)
+		{
 			who = approval_requester_json(requester);
-		if (approval_condition_holds(wf->match, payload, approval_make_vars(who, wf->name)))
+			shared = approval_make_vars(who, "");
+		}
+		vars = wf->match_uses_workflow ? approval_make_vars(who, wf->name) : shared;
+		if (approval_condition_holds(wf->match, payload, vars))
 			return wf;
 	}
 	return NULL;
@@ -1088,7 +1094,7 @@ record_vote(Req *r, Eligible *e, const char *decision, const char *reason,
 	v[6] = text_or_null(comment, &n[6]);
 	v[7] = text_or_null(denial, &n[7]);
 	v[8] = Int32GetDatum(s->round);
-	if (approval_exec(&insert_vote_plan, v, n, false, 1) == 0)
+	if (approval_exec(&insert_vote_plan, v, n, false, 0) == 0)
 	{
 		/* this principal already voted at this stage in this round */
 		Datum		q[4];

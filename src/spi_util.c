@@ -66,7 +66,10 @@ approval_exec_prepare(ApprovalPlan *p)
  * new snapshot for each statement (in READ COMMITTED), so that what is read
  * after the request's row lock, or after a write of the same operation, is
  * current.  read_only = true reuses the caller's snapshot, which is right
- * for the STABLE readers (can_see, verify_audit).  Errors in the statement
+ * for the STABLE readers (can_see, verify_audit).  A statement that writes
+ * must run with count = 0: a ModifyTable stopped at its first RETURNING row
+ * never reaches the end of its input, where AFTER STATEMENT triggers are
+ * queued.  Errors in the statement
  * propagate as they are (they carry their own SQLSTATE).
  */
 int
