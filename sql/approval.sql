@@ -163,12 +163,16 @@ CREATE TABLE approval.workflow_stage (
 );
 
 -- ---------------------------------------------------------------------------
--- Requests (DESIGN §4).  Written only by the extension's functions.
+-- Requests (DESIGN §4).  Written only by the extension's functions, each
+-- under the request's row lock.  The engine is their only writer, so the
+-- links between them (request -> workflow, stage and decision -> request)
+-- are kept by it rather than by foreign keys: a foreign key to the workflow
+-- would make every concurrent submit of one workflow share a lock on its row.
 -- ---------------------------------------------------------------------------
 CREATE SEQUENCE approval.request_id_seq;
 CREATE TABLE approval.request (
     id             bigint PRIMARY KEY DEFAULT nextval('approval.request_id_seq'),
-    workflow_id    integer NOT NULL REFERENCES approval.workflow (id),
+    workflow_id    integer NOT NULL,
     workflow       text NOT NULL,
     title          text,
     subject        text,
@@ -192,7 +196,7 @@ CREATE INDEX request_requester ON approval.request (requester, created_at);
 CREATE INDEX request_open ON approval.request (created_at) WHERE state IN ('pending', 'changes_requested');
 
 CREATE TABLE approval.request_stage (
-    request_id       bigint NOT NULL REFERENCES approval.request (id),
+    request_id       bigint NOT NULL,
     stage            text NOT NULL,
     stage_idx        integer NOT NULL,
     stage_order      integer NOT NULL,
@@ -212,7 +216,7 @@ CREATE INDEX request_stage_active_targets ON approval.request_stage USING gin (t
 
 CREATE TABLE approval.decision (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id      bigint NOT NULL REFERENCES approval.request (id),
+    request_id      bigint NOT NULL,
     stage           text,
     actor           text NOT NULL,
     on_behalf_of    text,
@@ -238,12 +242,7 @@ CREATE TABLE approval.event (
     seq         bigint PRIMARY KEY,
     request_id  bigint NOT NULL,
     at          timestamptz NOT NULL,
-    kind        text NOT NULL CHECK (kind IN (
-                    'submitted', 'auto_approved', 'stage_activated', 'stage_skipped',
-                    'voted', 'quorum_satisfied', 'stage_approved', 'stage_rejected',
-                    'approved', 'rejected', 'changes_requested', 'resubmitted',
-                    'commented', 'cancelled', 'expired', 'sla_warning', 'sla_breached',
-                    'escalated')),
+    kind        text NOT NULL,      -- one of the kinds of DESIGN §7, written by the engine only
     actor       text,
     data        jsonb NOT NULL DEFAULT '{}',
     hash        bytea NOT NULL

@@ -167,6 +167,7 @@ typedef struct WorkflowDef
 
 extern WorkflowDef *approval_workflow_get(int32 id);
 extern List *approval_enabled_workflows(void);
+extern int32 approval_latest_version(const char *name, bool *enabled);
 extern bool approval_target_valid(const char *target);
 
 extern WorkflowDef *approval_parse_definition(Jsonb *doc);

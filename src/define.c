@@ -662,6 +662,7 @@ typedef struct WorkflowEntry
 static MemoryContext cache_cxt = NULL;
 static HTAB *cache_hash = NULL;
 static List *cache_enabled = NIL;	/* WorkflowDef *, in routing order */
+static HTAB *cache_names = NULL;	/* name -> latest version */
 static bool cache_enabled_valid = false;
 static Oid	cache_relid = InvalidOid;	/* approval.workflow the cache is of */
 static bool callback_registered = false;
@@ -684,6 +685,7 @@ cache_reset(void)
 		cache_cxt = NULL;
 	}
 	cache_hash = NULL;
+	cache_names = NULL;
 	cache_enabled = NIL;
 	cache_enabled_valid = false;
 }
@@ -916,6 +918,73 @@ approval_enabled_workflows(void)
 		cache_enabled_valid = true;
 	}
 	return result;
+}
+
+typedef struct NameEntry
+{
+	char		name[MAX_NAME_LEN + 1]; /* hash key */
+	int32		id;				/* latest version */
+	bool		enabled;
+} NameEntry;
+
+static ApprovalPlan latest_versions_plan = {
+	"SELECT DISTINCT ON (name) name, id, enabled FROM approval.workflow"
+	" ORDER BY name, version DESC",
+	0, {InvalidOid}
+};
+
+/*
+ * The id of the latest version of a workflow, and whether it is enabled; 0
+ * if there is none.  Like the routing list, the map of names is current as
+ * of each statement (definitions send invalidations).  Needs SPI.
+ */
+int32
+approval_latest_version(const char *name, bool *enabled)
+{
+	NameEntry  *e;
+	bool		found;
+
+	if (strlen(name) > MAX_NAME_LEN)
+		return 0;
+	AcceptInvalidationMessages();
+	cache_check();
+	if (cache_names == NULL)
+	{
+		HASHCTL		ctl;
+		HTAB	   *names;
+		MemoryContext cxt = cache_cxt;
+		int			n;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = MAX_NAME_LEN + 1;
+		ctl.entrysize = sizeof(NameEntry);
+		ctl.hcxt = cxt;
+		names = hash_create("approval workflow names", 64, &ctl,
+							HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		n = approval_exec(&latest_versions_plan, NULL, NULL, false, 0);
+		for (int i = 0; i < n; i++)
+		{
+			bool		isnull;
+			text	   *t = DatumGetTextPP(approval_getdatum(i, 1, &isnull));
+			char		key[MAX_NAME_LEN + 1];
+
+			text_to_cstring_buffer(t, key, sizeof(key));
+			e = hash_search(names, key, HASH_ENTER, &found);
+			e->id = approval_getint32(i, 2);
+			e->enabled = approval_getbool(i, 3);
+		}
+		/* keep it only if no invalidation came meanwhile */
+		if (cxt == cache_cxt)
+			cache_names = names;
+		e = hash_search(names, name, HASH_FIND, &found);
+	}
+	else
+		e = hash_search(cache_names, name, HASH_FIND, &found);
+
+	if (!found)
+		return 0;
+	*enabled = e->enabled;
+	return e->id;
 }
 
 /* ---------- pictures ---------- */

@@ -93,16 +93,28 @@ static ApprovalPlan load_stages_plan = {
 	1, {INT8OID}
 };
 
-static ApprovalPlan insert_request_plan = {
-	"INSERT INTO approval.request (id, workflow_id, workflow, title, subject, payload, requester,"
-	"  state, current_order, decided_at, last_hash)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9,"
+#define INSERT_REQUEST \
+	"INSERT INTO approval.request (id, workflow_id, workflow, title, subject, payload, requester," \
+	"  state, current_order, decided_at, last_hash)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9," \
 	"  CASE WHEN $10 THEN pg_catalog.now() END, $11)"
+#define INSERT_REQUEST_TYPES \
+	{INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, \
+	BOOLOID, BYTEAOID}
+
+/* with a subject: another open request for it wins (idempotent submit) */
+static ApprovalPlan insert_request_plan = {
+	INSERT_REQUEST
 	" ON CONFLICT (workflow, subject)"
 	"  WHERE subject IS NOT NULL AND state IN ('pending', 'changes_requested') DO NOTHING"
 	" RETURNING id",
-	11, {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID,
-	BOOLOID, BYTEAOID}
+	11, INSERT_REQUEST_TYPES
+};
+
+/* without a subject nothing can conflict */
+static ApprovalPlan insert_request_nosubject_plan = {
+	INSERT_REQUEST,
+	11, INSERT_REQUEST_TYPES
 };
 
 static ApprovalPlan save_request_plan = {
@@ -165,11 +177,6 @@ static ApprovalPlan voted_plan = {
 	"SELECT 1 FROM approval.decision"
 	" WHERE request_id = $1 AND (actor = $2 OR on_behalf_of = $2) LIMIT 1",
 	2, {INT8OID, TEXTOID}
-};
-
-static ApprovalPlan workflow_by_name_plan = {
-	"SELECT id, enabled FROM approval.workflow WHERE name = $1 ORDER BY version DESC LIMIT 1",
-	1, {TEXTOID}
 };
 
 static ApprovalPlan open_subject_plan = {
@@ -523,7 +530,8 @@ close_request(Req *r)
 		v[9] = BoolGetDatum(r->decided_now);
 		v[10] = PointerGetDatum(head);
 		n[10] = head ? ' ' : 'n';
-		if (approval_exec(&insert_request_plan, v, n, false, 0) == 0)
+		if (approval_exec(r->subject ? &insert_request_plan : &insert_request_nosubject_plan,
+						  v, n, false, 0) == 0)
 			return false;
 	}
 	else if (head != NULL || r->dirty)
@@ -756,19 +764,20 @@ approval_resolve_targets(const char *requester, StageDef *st)
 WorkflowDef *
 approval_workflow_by_name(const char *name)
 {
-	Datum		arg = CStringGetTextDatum(name);
+	bool		enabled;
+	int32		id = approval_latest_version(name, &enabled);
 
-	if (approval_exec(&workflow_by_name_plan, &arg, NULL, false, 1) == 0)
+	if (id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" does not exist", name),
 				 errhint("SELECT name FROM approval.workflows lists the workflows.")));
-	if (!approval_getbool(0, 2))
+	if (!enabled)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" is disabled", name),
 				 errhint("An admin can enable it with approval.enable_workflow('%s').", name)));
-	return approval_workflow_get(approval_getint32(0, 1));
+	return approval_workflow_get(id);
 }
 
 /*
