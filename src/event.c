@@ -51,13 +51,10 @@ typedef struct PendingEvent
 	List	   *targets;
 } PendingEvent;
 
-static ApprovalPlan insert_events_plan = {
+static ApprovalPlan insert_event_plan = {
 	"INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash)"
-	" SELECT s, $2, a, k, ac, d, h"
-	"   FROM unnest($1::int8[], $3::timestamptz[], $4::text[], $5::text[], $6::jsonb[], $7::bytea[])"
-	"     AS u(s, a, k, ac, d, h)",
-	7, {INT8ARRAYOID, INT8OID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
-	JSONBARRAYOID, BYTEAARRAYOID}
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
+	7, {INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID}
 };
 
 /* ---------- hashing ---------- */
@@ -257,57 +254,35 @@ approval_events_seal(ApprovalEvents *ev)
 	return ev->prev_hash;
 }
 
-/* Write the sealed events with one INSERT, then queue their notifications */
+/*
+ * Write the sealed events, then queue their notifications.  One execution
+ * of a kept single-row INSERT per event is cheaper than building arrays for
+ * one multi-row INSERT: an operation writes a handful of events.
+ */
 void
 approval_events_write(ApprovalEvents *ev)
 {
-	int			n = list_length(ev->pending);
-	Datum	   *seqs,
-			   *ats,
-			   *kinds,
-			   *actors,
-			   *datas,
-			   *hashes;
-	bool	   *actor_nulls;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Datum		args[7];
-	int			i = 0;
 	ListCell   *lc;
 
-	if (n == 0)
+	if (ev->pending == NIL)
 		return;
 	approval_events_seal(ev);
-	seqs = palloc(sizeof(Datum) * n);
-	ats = palloc(sizeof(Datum) * n);
-	kinds = palloc(sizeof(Datum) * n);
-	actors = palloc(sizeof(Datum) * n);
-	actor_nulls = palloc(sizeof(bool) * n);
-	datas = palloc(sizeof(Datum) * n);
-	hashes = palloc(sizeof(Datum) * n);
 	foreach(lc, ev->pending)
 	{
 		PendingEvent *pe = lfirst(lc);
+		Datum		args[7];
+		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-		seqs[i] = Int64GetDatum(pe->seq);
-		ats[i] = TimestampTzGetDatum(pe->at);
-		kinds[i] = CStringGetTextDatum(pe->kind);
-		actor_nulls[i] = (pe->actor == NULL);
-		actors[i] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
-		datas[i] = JsonbPGetDatum(pe->data);
-		hashes[i] = PointerGetDatum(pe->hash);
-		i++;
+		args[0] = Int64GetDatum(pe->seq);
+		args[1] = Int64GetDatum(ev->request_id);
+		args[2] = TimestampTzGetDatum(pe->at);
+		args[3] = CStringGetTextDatum(pe->kind);
+		args[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
+		nulls[4] = pe->actor ? ' ' : 'n';
+		args[5] = JsonbPGetDatum(pe->data);
+		args[6] = PointerGetDatum(pe->hash);
+		approval_exec(&insert_event_plan, args, nulls, false, 0);
 	}
-	dims[0] = n;
-	args[0] = PointerGetDatum(construct_array(seqs, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[1] = Int64GetDatum(ev->request_id);
-	args[2] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[3] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
-	args[4] = PointerGetDatum(construct_md_array(actors, actor_nulls, 1, dims, lbs,
-												 TEXTOID, -1, false, TYPALIGN_INT));
-	args[5] = PointerGetDatum(construct_array(datas, n, JSONBOID, -1, false, TYPALIGN_INT));
-	args[6] = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
-	approval_exec(&insert_events_plan, args, NULL, false, 0);
 
 	if (approval_notify)
 		foreach(lc, ev->pending)

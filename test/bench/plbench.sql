@@ -64,12 +64,14 @@ CREATE TABLE plbench.workflow (
 );
 
 -- ---------------------------------------------------------------------------
--- Requests, stages, votes, events
+-- Requests, stages, votes, events.  Like the extension's, these are written
+-- only by the engine's functions under the request's row lock, and carry no
+-- foreign keys among themselves.
 -- ---------------------------------------------------------------------------
 CREATE SEQUENCE plbench.request_id_seq;
 CREATE TABLE plbench.request (
     id          bigint PRIMARY KEY DEFAULT nextval('plbench.request_id_seq'),
-    workflow    text NOT NULL REFERENCES plbench.workflow (name),
+    workflow    text NOT NULL,
     title       text,
     payload     jsonb NOT NULL DEFAULT '{}',
     requester   text NOT NULL,
@@ -85,7 +87,7 @@ CREATE INDEX ON plbench.request (requester, created_at);                 -- "my 
 CREATE INDEX ON plbench.request (created_at) WHERE state = 'pending';     -- open requests
 
 CREATE TABLE plbench.request_stage (
-    request_id    bigint NOT NULL REFERENCES plbench.request (id),
+    request_id    bigint NOT NULL,
     stage         text NOT NULL,
     state         text NOT NULL CHECK (state IN ('active', 'approved', 'rejected')),
     targets       text[] NOT NULL,
@@ -100,7 +102,7 @@ CREATE INDEX ON plbench.request_stage USING gin (targets) WHERE state = 'active'
 
 CREATE TABLE plbench.vote (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    request_id  bigint NOT NULL REFERENCES plbench.request (id),
+    request_id  bigint NOT NULL,
     stage       text NOT NULL,
     actor       text NOT NULL,
     decision    text NOT NULL CHECK (decision IN ('approve', 'reject')),
