@@ -543,11 +543,6 @@ static ApprovalPlan delegate_principal_plan = {
 	1, {TEXTOID}
 };
 
-static ApprovalPlan delegate_workflow_plan = {
-	"SELECT 1 FROM approval.workflow WHERE name = $1 LIMIT 1",
-	1, {TEXTOID}
-};
-
 static ApprovalPlan insert_delegation_plan = {
 	"INSERT INTO approval.delegation (delegator, delegate, starts, ends, workflow)"
 	" VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -606,8 +601,9 @@ approval_delegate(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(3))
 	{
-		args[0] = PG_GETARG_DATUM(3);
-		if (approval_exec(&delegate_workflow_plan, args, NULL, false, 1) == 0)
+		bool		enabled;
+
+		if (approval_latest_version(text_to_cstring(PG_GETARG_TEXT_PP(3)), &enabled) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 					 errmsg("workflow \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(3))),
