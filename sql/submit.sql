@@ -110,3 +110,14 @@ RESET ROLE;
 SELECT request = :cb1 AS first, request = :cb2 AS second, request = :cb4 AS auto, outcome, ran_as
   FROM submit_app.outcome ORDER BY outcome, request;
 SELECT count(*) AS votes_kept FROM approval.decision WHERE request_id = :cb3;
+
+-- a target named twice, or reached twice ("manager" is bob for alice), is kept once
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "submit-duplicate-targets", "stages": [
+    {"name": "it", "approvers": ["manager", "user:bob", "group:it-managers", "group:it-managers"]}]}') > 0 AS defined;
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.submit('submit-duplicate-targets', '{}') AS dup_rid \gset
+SELECT targets FROM approval.request_stage WHERE request_id = :dup_rid;
+SELECT stage, targets FROM approval.preview('submit-duplicate-targets', '{}');
+RESET ROLE;

@@ -752,8 +752,15 @@ approval_resolve_targets(const char *requester, StageDef *st)
 			if (!OidIsValid(get_role_oid(t + 5, true)))
 				unresolvable(st->name, t, psprintf("There is no role \"%s\".", t + 5), NULL);
 		}
-		if (!list_member(result, makeString(resolved)))
-			result = lappend(result, resolved);
+		{
+			bool		dup = false;
+			ListCell   *lr;
+
+			foreach(lr, result)
+				dup |= strcmp((char *) lfirst(lr), resolved) == 0;
+			if (!dup)
+				result = lappend(result, resolved);
+		}
 	}
 	return result;
 }
