@@ -366,3 +366,15 @@ SELECT n.p->>'kind' AS kind, octet_length(n.payload) < 8000 AS short,
 DELETE FROM approval.principal WHERE id LIKE 'events-principal-%';
 SELECT r.label, v.ok FROM reqs r, approval.verify_audit(r.id) v
  WHERE r.label IN ('notified', 'wide') ORDER BY r.label;
+
+-- a listener service: a gateway role that acts for nobody follows the whole
+-- log (it could act for anyone); acting for frank, it sees what frank sees
+SELECT count(*) AS all_events FROM approval.event \gset
+BEGIN;
+SET LOCAL ROLE regress_app;
+SELECT count(*) = :all_events AS gateway_sees_every_event
+  FROM approval.events_after(0, 1000000);
+SET LOCAL approval.actor = 'frank';
+SELECT count(*) > 0 AS frank_sees_some, count(*) < :all_events AS frank_sees_fewer
+  FROM approval.events_after(0, 1000000);
+ROLLBACK;
