@@ -47,13 +47,21 @@ $(OBJS): src/approval.h
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
 
-.PHONY: test installcheck demo demo-stop bench bootstrap print-%
+.PHONY: test installcheck demo demo-stop bench bootstrap check-version print-%
+
+# approval.control is the one place the version is written; META.json must agree.
+check-version:
+	@n=$$(grep -c '"version": "$(EXTVERSION)"' META.json); \
+	if [ "$$n" -ne 2 ]; then \
+		echo "META.json does not carry version $(EXTVERSION) of approval.control (twice: the distribution and provides.approval)" >&2; \
+		exit 1; \
+	fi
 
 # Install the Debian packages the build and the suites need (no-op when present).
 bootstrap:
 	@tools/bootstrap.sh
 
-test: bootstrap
+test: bootstrap check-version
 	$(MAKE) all
 	tools/as-root.sh $(MAKE) install
 	tools/run-tests.sh --regress "$(REGRESS_TESTS)" --isolation "$(ISOLATION_TESTS)"
