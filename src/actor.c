@@ -418,6 +418,12 @@ approval_actor_target_sets(const ApprovalActor *actor, const char *workflow)
 	return result;
 }
 
+static int
+cmp_cstring(const ListCell *a, const ListCell *b)
+{
+	return strcmp(lfirst(a), lfirst(b));
+}
+
 /*
  * The targets of all sets that are not limited to one workflow, without
  * duplicates, sorted: what my_targets() shows.
@@ -452,14 +458,8 @@ approval_flatten_targets(List *sets)
 				all = lappend(all, t);
 		}
 	}
-	list_sort(all, approval_cmp_cstring);
+	list_sort(all, cmp_cstring);
 	return approval_text_array(all);
-}
-
-int
-approval_cmp_cstring(const ListCell *a, const ListCell *b)
-{
-	return strcmp(lfirst(a), lfirst(b));
 }
 
 PG_FUNCTION_INFO_V1(approval_current_actor);

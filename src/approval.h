@@ -74,7 +74,7 @@ extern void approval_get_actor(ApprovalActor *actor);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
-extern int	approval_cmp_cstring(const ListCell *a, const ListCell *b);
+
 
 /* ---- spi_util.c: prepared statements kept for the backend's life ---- */
 
@@ -98,7 +98,6 @@ extern int64 approval_getint64(int row, int col);
 extern Datum approval_copy_datum(int row, int col, bool *isnull);
 extern ArrayType *approval_text_array(List *strings);
 extern List *approval_array_to_list(ArrayType *arr);
-extern bool approval_arrays_overlap(ArrayType *a, ArrayType *b);
 
 extern void approval_exec_prepare(ApprovalPlan *p);
 extern Oid	approval_relid(const char *relname);
@@ -115,7 +114,6 @@ extern void aj_str(ApprovalJson *j, const char *key, const char *value);
 extern void aj_int(ApprovalJson *j, const char *key, int64 value);
 extern void aj_bool(ApprovalJson *j, const char *key, bool value);
 extern void aj_list(ApprovalJson *j, const char *key, List *strings);
-extern void aj_raw(ApprovalJson *j, const char *key, const char *json);
 extern Jsonb *aj_finish(ApprovalJson *j);
 extern Jsonb *approval_jsonb_empty(void);
 

@@ -989,11 +989,6 @@ approval_latest_version(const char *name, bool *enabled)
 
 /* ---------- pictures ---------- */
 
-static ApprovalPlan latest_plan = {
-	"SELECT id FROM approval.workflow WHERE name = $1 ORDER BY version DESC LIMIT 1",
-	1, {TEXTOID}
-};
-
 static void
 append_escaped(StringInfo buf, const char *s, bool dot)
 {
@@ -1052,7 +1047,8 @@ approval_graph(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *format = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	bool		dot;
-	Datum		arg = PG_GETARG_DATUM(0);
+	int32		id;
+	bool		enabled;
 	WorkflowDef *wf;
 	StringInfoData buf;
 	int		   *orders;
@@ -1071,12 +1067,13 @@ approval_graph(PG_FUNCTION_ARGS)
 				 errhint("Use 'mermaid' or 'dot'.")));
 
 	approval_spi_connect();
-	if (approval_exec(&latest_plan, &arg, NULL, false, 1) != 1)
+	id = approval_latest_version(name, &enabled);
+	if (id == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" does not exist", name),
 				 errhint("SELECT name FROM approval.workflows lists the workflows.")));
-	wf = approval_workflow_get(approval_getint32(0, 1));
+	wf = approval_workflow_get(id);
 
 	/* the distinct orders, ascending */
 	orders = palloc(sizeof(int) * Max(wf->nstages, 1));

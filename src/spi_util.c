@@ -191,22 +191,6 @@ approval_array_to_list(ArrayType *arr)
 	return result;
 }
 
-/* Do two text[] share an element?  Both are short; a nested loop is fine. */
-bool
-approval_arrays_overlap(ArrayType *a, ArrayType *b)
-{
-	List	   *la = approval_array_to_list(a);
-	List	   *lb = approval_array_to_list(b);
-	ListCell   *ca,
-			   *cb;
-
-	foreach(ca, la)
-		foreach(cb, lb)
-			if (strcmp(lfirst(ca), lfirst(cb)) == 0)
-				return true;
-	return false;
-}
-
 /* OID of a relation of the extension's schema */
 Oid
 approval_relid(const char *relname)
@@ -308,14 +292,6 @@ aj_list(ApprovalJson *j, const char *key, List *strings)
 		escape_json(&j->buf, (char *) lfirst(lc));
 	}
 	appendStringInfoChar(&j->buf, ']');
-}
-
-/* a value that is already JSON text */
-void
-aj_raw(ApprovalJson *j, const char *key, const char *json)
-{
-	aj_key(j, key);
-	appendStringInfoString(&j->buf, json ? json : "null");
 }
 
 Jsonb *
