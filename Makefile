@@ -20,8 +20,11 @@ OBJS = \
 	src/engine.o \
 	src/route.o
 
+# The current version's install script is built from sql/approval.sql; the
+# install scripts of earlier releases are frozen as they shipped, and every
+# release ships the upgrade script from the one before.
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA       = $(wildcard sql/$(EXTENSION)--*--*.sql)
+DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 DOCS       = $(wildcard doc/*.md)
 
 # pg_regress suites, in run order (sql/NAME.sql, expected/NAME.out)

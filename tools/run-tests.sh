@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Run every test suite of the approval extension and print one summary line.
 #
-#   tools/run-tests.sh --regress "t1 t2" --isolation "s1 s2" [--existing] [--keep]
+#   tools/run-tests.sh --regress "t1 t2" --isolation "s1 s2" [--pgtap GLOB] [--tap GLOB]
+#                      [--existing] [--keep]
 #
 #   --regress LIST     pg_regress tests: sql/NAME.sql, expected/NAME.out
 #   --isolation LIST   isolation specs: test/isolation/NAME.spec,
 #                      test/isolation/expected/NAME.out
+#   --pgtap GLOB       pgTAP files to run (default "*": test/pgtap/*.sql; "" none)
+#   --tap GLOB         TAP files to run (default "*": test/t/*.pl; "" none)
 #   --existing         use the server named by PGHOST/PGPORT instead of starting
 #                      a throwaway one; the TAP suite (test/t) is skipped, since
 #                      its tests start their own clusters ("make test" runs it)
@@ -25,12 +28,14 @@
 set -uo pipefail
 
 usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
 regress_tests=""
 isolation_tests=""
+pgtap_glob="*"
+tap_glob="*"
 existing=false
 keep=false
 orig_args=("$@")
@@ -40,6 +45,8 @@ while [ "$#" -gt 0 ]; do
         --regress=*)    regress_tests=${1#*=}; shift ;;
         --isolation)    [ "$#" -ge 2 ] || usage; isolation_tests=$2; shift 2 ;;
         --isolation=*)  isolation_tests=${1#*=}; shift ;;
+        --pgtap)        [ "$#" -ge 2 ] || usage; pgtap_glob=$2; shift 2 ;;
+        --tap)          [ "$#" -ge 2 ] || usage; tap_glob=$2; shift 2 ;;
         --existing)     existing=true; shift ;;
         --keep)         keep=true; shift ;;
         -h|--help)      usage ;;
@@ -379,7 +386,8 @@ run_pgtap() {
     echo "== pgTAP: test/pgtap/*.sql"
     local files=() out=$tmp/pgtap rc
     shopt -s nullglob
-    files=("$root"/test/pgtap/*.sql)
+    # shellcheck disable=SC2206  # the glob is expanded on purpose
+    [ -n "$pgtap_glob" ] && files=("$root"/test/pgtap/$pgtap_glob.sql)
     shopt -u nullglob
     if [ "${#files[@]}" -eq 0 ]; then
         report pgtap 0 0 "no tests"
@@ -422,7 +430,8 @@ run_tap() {
     fi
     local files=() out=$tmp/tap rc
     shopt -s nullglob
-    files=("$root"/test/t/*.pl)
+    # shellcheck disable=SC2206
+    [ -n "$tap_glob" ] && files=("$root"/test/t/$tap_glob.pl)
     shopt -u nullglob
     if [ "${#files[@]}" -eq 0 ]; then
         report tap 0 0 "no tests"
