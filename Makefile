@@ -18,7 +18,9 @@ OBJS = \
 	src/condition.o \
 	src/event.o \
 	src/engine.o \
-	src/route.o
+	src/route.o \
+	src/visibility.o \
+	src/callback.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every

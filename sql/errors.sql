@@ -198,10 +198,22 @@ RESET ROLE;
 SELECT pg_temp.mark() \gset
 SET ROLE regress_dave;
 SELECT approval.approve(:self);
+SELECT approval.reject(:self);
 SELECT approval.request_changes(:self, 'let me look again');
 RESET ROLE;
 SELECT pg_temp.unchanged();
+-- nor in an approver's name, as that approver's delegate
 SET ROLE regress_erin;
+SELECT approval.delegate('dave') AS erin_to_dave \gset
+RESET ROLE;
+SELECT pg_temp.mark() \gset
+SET ROLE regress_dave;
+SELECT approval.reject(:self);
+SELECT approval.request_changes(:self, 'as erin');
+RESET ROLE;
+SELECT pg_temp.unchanged();
+SET ROLE regress_erin;
+SELECT approval.revoke_delegation(:erin_to_dave);
 SELECT approval.approve(:self);
 RESET ROLE;
 
@@ -214,6 +226,9 @@ RESET ROLE;
 SET ROLE regress_dave;
 SELECT approval.approve(:dist);
 RESET ROLE;
+-- dave answers for "second" too, but his approval of "first" stands: a
+-- second call repeats it (as a retry would), answers with the state and
+-- writes nothing; AP007 for distinct_approvers is in the parallel test
 SELECT pg_temp.mark() \gset
 SET ROLE regress_dave;
 SELECT approval.approve(:dist);
@@ -222,6 +237,67 @@ SELECT pg_temp.unchanged();
 SET ROLE regress_erin;
 SELECT approval.approve(:dist);
 RESET ROLE;
+
+--
+-- AP012: a gateway's actor that is no principal, an inactive principal, and
+-- a role named after a principal that is not its own
+--
+SELECT pg_temp.mark() \gset
+BEGIN;
+SET LOCAL ROLE regress_app;
+SET LOCAL approval.actor = 'fránk';         -- a typo
+SELECT approval.submit('errors-basic', '{}');
+ROLLBACK;
+UPDATE approval.principal SET active = false WHERE id = 'frank';
+BEGIN;
+SET LOCAL ROLE regress_app;
+SET LOCAL approval.actor = 'frank';
+SELECT approval.submit('errors-basic', '{}');
+ROLLBACK;
+BEGIN;
+SET LOCAL ROLE regress_app;
+SET LOCAL approval.actor = 'frank';
+SELECT approval.current_actor();
+ROLLBACK;
+UPDATE approval.principal SET active = true WHERE id = 'frank';
+-- erin's role is regress_erin; a role called "erin" is not erin
+CREATE ROLE erin;
+GRANT approval_user TO erin;
+SET ROLE erin;
+SELECT approval.submit('errors-basic', '{}');
+\set VERBOSITY default
+SELECT approval.current_actor();
+RESET ROLE;
+DROP ROLE erin;
+SELECT pg_temp.unchanged();
+
+--
+-- AP013: a subject under review, with another payload or by someone else
+--
+SET ROLE regress_alice;
+SELECT approval.submit('errors-basic', '{"cost": 1}', subject => 'errors:13') AS subj \gset
+SELECT approval.submit('errors-basic', '{"cost": 1}', subject => 'errors:13') = :subj AS same_request;
+RESET ROLE;
+SELECT pg_temp.mark() \gset
+SET ROLE regress_alice;
+\set VERBOSITY sqlstate
+SELECT approval.submit('errors-basic', '{"cost": 2}', subject => 'errors:13');
+\set VERBOSITY default
+SELECT approval.submit('errors-basic', '{"cost": 2}', subject => 'errors:13');
+RESET ROLE;
+-- the outsider cannot see alice's request: it is not told which one it is
+SET ROLE regress_outsider;
+\set VERBOSITY sqlstate
+SELECT approval.submit('errors-basic', '{"cost": 1}', subject => 'errors:13');
+\set VERBOSITY default
+SELECT approval.submit('errors-basic', '{"cost": 1}', subject => 'errors:13');
+RESET ROLE;
+-- bob (her manager, an approver of it) is told which request holds it
+SET ROLE regress_bob;
+SELECT approval.submit('errors-basic', '{"cost": 1}', subject => 'errors:13');
+RESET ROLE;
+\set VERBOSITY sqlstate
+SELECT pg_temp.unchanged();
 
 --
 -- AP008: no such workflow, or a disabled one

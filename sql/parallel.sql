@@ -75,10 +75,11 @@ SELECT approval.submit('parallel-overlap-distinct', '{}', 'overlap, distinct') A
 RESET ROLE;
 SET ROLE regress_carol;
 SELECT approval.approve(:rid);
--- and a second call does not approve the other stage (AP007)
-\set VERBOSITY sqlstate
+-- and a second call does not approve the other stage: it repeats carol's
+-- recorded approval (a retry), so it answers with the state; the other stage
+-- is not in her my_pending
 SELECT approval.approve(:rid);
-\set VERBOSITY default
+SELECT stage FROM approval.my_pending WHERE request_id = :rid;
 RESET ROLE;
 SELECT stage, state, approvals FROM approval.request_stage WHERE request_id = :rid ORDER BY stage_idx;
 SET ROLE regress_dave;
@@ -91,9 +92,25 @@ SELECT approval.submit('parallel-distinct-sequence', '{}', 'sequence, distinct')
 RESET ROLE;
 SET ROLE regress_erin;
 SELECT approval.approve(:rid);
+-- "second" is active, erin answers for it but approved "first": her call is
+-- the repetition of that vote, and "second" is not in her my_pending
+SELECT stage FROM approval.my_pending WHERE request_id = :rid;
+SELECT approval.approve(:rid);
+RESET ROLE;
+SELECT stage, state, approvals FROM approval.request_stage WHERE request_id = :rid ORDER BY stage_idx;
+-- AP007 when her last vote on it was not that approval: she asks for
+-- changes at "second", the requester resubmits, and she approves again
+SET ROLE regress_erin;
+SELECT approval.request_changes(:rid, 'which budget line?');
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.resubmit(:rid);
+RESET ROLE;
+SET ROLE regress_erin;
 \set VERBOSITY sqlstate
 SELECT approval.approve(:rid);
 \set VERBOSITY default
+SELECT approval.approve(:rid);
 RESET ROLE;
 SET ROLE regress_dave;
 SELECT approval.approve(:rid);

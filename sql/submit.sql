@@ -20,9 +20,13 @@ SELECT stage, stage_order, state, targets, required, approvals, activated_at IS 
   FROM approval.request_stage WHERE request_id = :rid ORDER BY stage_order;
 SELECT workflow, title, subject, state FROM approval.my_requests WHERE request_id = :rid;
 
--- the same subject while open: the same request, nothing written
+-- the same subject and payload while open (a retry): the same request,
+-- nothing written; another payload is AP013
 SELECT count(*) AS events_before FROM approval.event WHERE request_id = :rid \gset
-SELECT approval.submit('submit-two-stage', '{"item": "other"}', 'Retry', 'asset:42') = :rid AS same_request;
+SELECT approval.submit('submit-two-stage', '{"item": "laptop", "cost": 1200}', 'Retry', 'asset:42') = :rid AS same_request;
+\set VERBOSITY sqlstate
+SELECT approval.submit('submit-two-stage', '{"item": "other"}', 'Retry', 'asset:42');
+\set VERBOSITY default
 SELECT count(*) = :events_before AS nothing_written FROM approval.event WHERE request_id = :rid;
 SELECT count(*) AS open_requests FROM approval.request WHERE subject = 'asset:42';
 -- another subject, or none, is a new request

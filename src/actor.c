@@ -29,14 +29,14 @@
 
 /* the principal mapped to a PostgreSQL role */
 static ApprovalPlan principal_by_role = {
-	"SELECT id FROM approval.principal WHERE pg_role = $1",
+	"SELECT id, active FROM approval.principal WHERE pg_role = $1",
 	1, {NAMEOID}
 };
 
-/* the role mapped to a principal */
-static ApprovalPlan role_of_principal = {
-	"SELECT r.oid FROM approval.principal p"
-	"  JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
+/* a principal by id: whether it is active, its role (if any) and role name */
+static ApprovalPlan principal_by_id = {
+	"SELECT p.active, r.oid, p.pg_role::text FROM approval.principal p"
+	"  LEFT JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
 	" WHERE p.id = $1",
 	1, {TEXTOID}
 };
@@ -55,9 +55,9 @@ static ApprovalPlan targets_plan = {
 	"  UNION ALL"
 	"  SELECT d.delegator, r.oid, true, d.workflow"
 	"    FROM approval.delegation d"
-	"    LEFT JOIN approval.principal p ON p.id = d.delegator AND p.active"
+	"    LEFT JOIN approval.principal p ON p.id = d.delegator"
 	"    LEFT JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role"
-	"   WHERE d.delegate = $1 AND d.revoked_at IS NULL"
+	"   WHERE d.delegate = $1 AND d.revoked_at IS NULL AND p.active IS NOT FALSE"
 	"     AND d.starts <= pg_catalog.now()"
 	"     AND (d.ends IS NULL OR d.ends > pg_catalog.now())"
 	"), mem(pid, delegated, scope, roleid) AS ("
@@ -195,7 +195,27 @@ approval_identity_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
-/* Who the actor is, from the database */
+static void
+unknown_principal(const char *id, const char *detail, const char *hint) pg_attribute_noreturn();
+
+static void
+unknown_principal(const char *id, const char *detail, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_UNKNOWN_PRINCIPAL),
+			 errmsg("\"%s\" cannot act as a principal", id),
+			 errdetail("%s", detail),
+			 errhint("%s", hint)));
+}
+
+/*
+ * Who the actor is, from the database (DESIGN §2):
+ *  - a gateway's approval.actor must be an active principal;
+ *  - a role acts as the principal whose pg_role it is, which must be active;
+ *  - a role mapped to no principal acts under its own name, but only when no
+ *    principal has that id: nobody takes a person's name by creating a role.
+ * Anything else is AP012.
+ */
 static void
 lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
 {
@@ -204,18 +224,22 @@ lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
 	if (acting_for)
 	{
 		Datum		arg;
+		bool		isnull;
+		Datum		d;
 
 		actor->id = pstrdup(approval_actor);
 		arg = CStringGetTextDatum(actor->id);
-		actor->roleid = InvalidOid;
-		if (approval_exec(&role_of_principal, &arg, NULL, false, 1) == 1)
-		{
-			bool		isnull;
-			Datum		d = approval_getdatum(0, 1, &isnull);
-
-			if (!isnull)
-				actor->roleid = DatumGetObjectId(d);
-		}
+		if (approval_exec(&principal_by_id, &arg, NULL, false, 1) == 0)
+			unknown_principal(actor->id,
+							  psprintf("approval.actor names \"%s\", and there is no such principal.",
+									   actor->id),
+							  "Set approval.actor to the id of a row of approval.principal.");
+		if (!approval_getbool(0, 1))
+			unknown_principal(actor->id,
+							  psprintf("Principal \"%s\" is not active.", actor->id),
+							  "An approval_admin can set approval.principal.active = true again.");
+		d = approval_getdatum(0, 2, &isnull);
+		actor->roleid = isnull ? InvalidOid : DatumGetObjectId(d);
 	}
 	else
 	{
@@ -223,9 +247,33 @@ lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
 		Datum		arg = DirectFunctionCall1(namein, CStringGetDatum(rolname));
 
 		if (approval_exec(&principal_by_role, &arg, NULL, false, 1) == 1)
+		{
 			actor->id = approval_gettext(0, 1);
+			if (!approval_getbool(0, 2))
+				unknown_principal(actor->id,
+								  psprintf("Principal \"%s\" (role \"%s\") is not active.",
+										   actor->id, rolname),
+								  "An approval_admin can set approval.principal.active = true again.");
+		}
 		else
+		{
+			/* unmapped: its own name, unless that is someone else's id */
+			arg = CStringGetTextDatum(rolname);
+			if (approval_exec(&principal_by_id, &arg, NULL, false, 1) == 1)
+			{
+				char	   *mapped = approval_gettext(0, 3);
+
+				unknown_principal(rolname,
+								  mapped ?
+								  psprintf("Role \"%s\" is mapped to no principal, and principal \"%s\" belongs to role \"%s\".",
+										   rolname, rolname, mapped) :
+								  psprintf("Role \"%s\" is mapped to no principal, and principal \"%s\" is mapped to no role.",
+										   rolname, rolname),
+								  psprintf("To act as \"%s\", an approval_admin sets approval.principal.pg_role = '%s' for it.",
+										   rolname, rolname));
+			}
 			actor->id = pstrdup(rolname);
+		}
 		actor->roleid = outer;
 	}
 

@@ -36,6 +36,8 @@
 #define ERRCODE_AP_INVALID_TOKEN			MAKE_SQLSTATE('A','P','0','0','9')
 #define ERRCODE_AP_ACTOR_NOT_ALLOWED		MAKE_SQLSTATE('A','P','0','1','0')
 #define ERRCODE_AP_TARGET_UNRESOLVABLE		MAKE_SQLSTATE('A','P','0','1','1')
+#define ERRCODE_AP_UNKNOWN_PRINCIPAL		MAKE_SQLSTATE('A','P','0','1','2')
+#define ERRCODE_AP_SUBJECT_UNDER_REVIEW		MAKE_SQLSTATE('A','P','0','1','3')
 
 /* Names of the roles the extension creates */
 #define APPROVAL_ADMIN_ROLE		"approval_admin"
@@ -74,6 +76,11 @@ extern void approval_get_actor(ApprovalActor *actor);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
+
+/* ---- visibility.c: who may see a request (DESIGN §8), the one home of the rule ---- */
+
+extern bool approval_request_visible(const ApprovalActor *actor, List *sets, int64 request_id);
+extern void approval_not_found(int64 request_id) pg_attribute_noreturn();
 
 
 /* ---- spi_util.c: prepared statements kept for the backend's life ---- */
@@ -119,6 +126,19 @@ extern Jsonb *approval_jsonb_empty(void);
 
 /* ---- define.c: workflow definitions ---- */
 
+/* The callbacks of a workflow (DESIGN §4), in the order of their keys */
+typedef enum ApprovalCallback
+{
+	CALLBACK_SUBMITTED,
+	CALLBACK_APPROVED,
+	CALLBACK_REJECTED,
+	CALLBACK_CANCELLED,
+	CALLBACK_EXPIRED,
+	CALLBACK_COUNT
+} ApprovalCallback;
+
+extern const char *const approval_callback_keys[CALLBACK_COUNT];
+
 typedef struct StageDef
 {
 	char	   *name;
@@ -156,8 +176,8 @@ typedef struct WorkflowDef
 	Interval   *escalate_every;
 	char	   *escalate_to;
 	Interval   *expires_after;
-	char	   *on_approved;	/* regprocedure text */
-	char	   *on_rejected;
+	char	   *callbacks[CALLBACK_COUNT];	/* "schema.fn(bigint)", or NULL */
+	char	   *search_path;	/* the definer's, for callbacks */
 	Oid			created_by;
 	int			nstages;
 	StageDef   *stages;
@@ -168,7 +188,14 @@ extern List *approval_enabled_workflows(void);
 extern int32 approval_latest_version(const char *name, bool *enabled);
 extern bool approval_target_valid(const char *target);
 
-extern WorkflowDef *approval_parse_definition(Jsonb *doc);
+extern WorkflowDef *approval_parse_definition(Jsonb *doc, const char *search_path);
+
+/* ---- callback.c ---- */
+
+extern Oid	approval_check_callback(const char *name, const char *search_path, Oid definer,
+									const char *key);
+extern void approval_run_callback(const WorkflowDef *wf, ApprovalCallback which,
+								  int64 request_id);
 
 /* ---- engine.c ---- */
 

@@ -134,9 +134,24 @@ get_int(JsonbValue *v, const char *path)
 static double
 get_number(JsonbValue *v, const char *path)
 {
+	MemoryContext cxt = CurrentMemoryContext;
+	double		d = 0;
+
 	if (v->type != jbvNumeric)
 		def_error(path, "must be a number");
-	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	PG_TRY();
+	{
+		d = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	}
+	PG_CATCH();
+	{
+		/* out of the range of double precision */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		def_error(path, "is out of range");
+	}
+	PG_END_TRY();
+	return d;
 }
 
 /* a positive PostgreSQL interval */
@@ -191,64 +206,19 @@ get_target(JsonbValue *v, const char *path)
 }
 
 /*
- * A callback: a schema-qualified function taking one bigint, written as
- * "app.grant_license" or "app.grant_license(bigint)", that the defining role
- * may execute.  Returns its canonical signature.
+ * A callback key: resolved with the definer's search_path and stored
+ * qualified; without a search_path (simulate(), which never stores or runs
+ * callbacks) it is kept as written.
  */
 static char *
-get_callback(JsonbValue *v, const char *path)
+get_callback(WorkflowDef *wf, JsonbValue *v, const char *path)
 {
 	char	   *name = get_string(v, path, true);
-	char	   *paren = strchr(name, '(');
-	Oid			argtypes[1] = {INT8OID};
-	MemoryContext cxt = CurrentMemoryContext;
-	List	   *names = NIL;
-	Oid			fn;
-	AclResult	aclresult;
 
-	if (paren != NULL)
-	{
-		char	   *args = paren + 1;
-
-		while (*args == ' ')
-			args++;
-		if (pg_strncasecmp(args, "bigint", 6) != 0 && pg_strncasecmp(args, "int8", 4) != 0)
-			def_error(path, "must name a function taking one bigint (the request id)");
-		*paren = '\0';
-	}
-
-	PG_TRY();
-	{
-#if PG_VERSION_NUM >= 160000
-		names = stringToQualifiedNameList(name, NULL);
-#else
-		names = stringToQualifiedNameList(name);
-#endif
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		FlushErrorState();
-		def_error(path, psprintf("\"%s\" is not a function name", name));
-	}
-	PG_END_TRY();
-
-	if (list_length(names) < 2)
-		def_error(path, psprintf("must be schema-qualified (e.g. \"app.%s\")", name));
-
-	fn = LookupFuncName(names, 1, argtypes, true);
-	if (!OidIsValid(fn))
-		def_error(path, psprintf("function %s(bigint) does not exist", name));
-
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ProcedureRelationId, fn, GetOuterUserId(), ACL_EXECUTE);
-#else
-	aclresult = pg_proc_aclcheck(fn, GetOuterUserId(), ACL_EXECUTE);
-#endif
-	if (aclresult != ACLCHECK_OK)
-		def_error(path, psprintf("you may not execute function %s(bigint)", name));
-
-	return format_procedure_qualified(fn);
+	if (wf->search_path == NULL)
+		return name;
+	return format_procedure_qualified(approval_check_callback(name, wf->search_path,
+															  GetOuterUserId(), path));
 }
 
 /* ---------- validation ---------- */
@@ -257,7 +227,8 @@ static const char *const workflow_keys[] = {
 	"name", "description", "priority", "match", "auto_approve", "require_ack",
 	"allow_self_approval", "distinct_approvers", "reapprove_on_change", "sla",
 	"sla_warning", "calendar", "escalate_after", "escalate_every", "escalate_to",
-	"expires_after", "on_approved", "on_rejected", "stages", NULL
+	"expires_after", "on_submitted", "on_approved", "on_rejected", "on_cancelled",
+	"on_expired", "stages", NULL
 };
 
 static const char *const stage_keys[] = {
@@ -392,10 +363,11 @@ parse_stage(WorkflowDef *wf, int idx, JsonbValue *sv)
 
 /*
  * Check a whole definition and return it compiled.  Raises AP005 naming the
- * offending key; writes nothing.
+ * offending key; writes nothing.  search_path is the definer's, with which
+ * callbacks are resolved (and later run); NULL: callbacks are not resolved.
  */
 WorkflowDef *
-approval_parse_definition(Jsonb *doc)
+approval_parse_definition(Jsonb *doc, const char *search_path)
 {
 	WorkflowDef *wf = palloc0(sizeof(WorkflowDef));
 	JsonbValue	stages = {0};
@@ -407,6 +379,7 @@ approval_parse_definition(Jsonb *doc)
 
 	wf->priority = 100;
 	wf->enabled = true;
+	wf->search_path = search_path ? pstrdup(search_path) : NULL;
 
 	foreach(lc, members(&doc->root))
 	{
@@ -461,10 +434,12 @@ approval_parse_definition(Jsonb *doc)
 			wf->escalate_to = get_target(&m->v, k);
 		else if (strcmp(k, "expires_after") == 0)
 			wf->expires_after = get_interval(&m->v, k);
-		else if (strcmp(k, "on_approved") == 0)
-			wf->on_approved = get_callback(&m->v, k);
-		else if (strcmp(k, "on_rejected") == 0)
-			wf->on_rejected = get_callback(&m->v, k);
+		else if (strncmp(k, "on_", 3) == 0)
+		{
+			for (int c = 0; c < CALLBACK_COUNT; c++)
+				if (strcmp(k, approval_callback_keys[c]) == 0)
+					wf->callbacks[c] = get_callback(wf, &m->v, k);
+		}
 		else if (strcmp(k, "stages") == 0)
 		{
 			if (!is_array(&m->v))
@@ -505,13 +480,14 @@ static ApprovalPlan insert_workflow_plan = {
 	"INSERT INTO approval.workflow (name, version, description, priority, match, auto_approve,"
 	"  require_ack, allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning,"
 	"  calendar, escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected,"
-	"  definition, created_by)"
+	"  definition, created_by, on_submitted, on_cancelled, on_expired, search_path)"
 	" VALUES ($1, (SELECT COALESCE(max(version), 0) + 1 FROM approval.workflow WHERE name = $1),"
-	"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
+	"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
+	"  $21, $22, $23, $24)"
 	" RETURNING id",
-	20, {TEXTOID, TEXTOID, INT4OID, JSONPATHOID, JSONPATHOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID,
+	24, {TEXTOID, TEXTOID, INT4OID, JSONPATHOID, JSONPATHOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID,
 		INTERVALOID, FLOAT8OID, TEXTOID, INTERVALOID, INTERVALOID, TEXTOID, INTERVALOID,
-	TEXTOID, TEXTOID, JSONBOID, OIDOID}
+	TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
 static ApprovalPlan insert_stage_plan = {
@@ -528,8 +504,8 @@ static ApprovalPlan insert_stage_plan = {
 static int32
 store_definition(WorkflowDef *wf, Jsonb *doc)
 {
-	Datum		values[20];
-	char		nulls[20];
+	Datum		values[24];
+	char		nulls[24];
 	bool		isnull;
 	int32		id;
 	Datum		arg = CStringGetTextDatum(wf->name);
@@ -554,10 +530,14 @@ store_definition(WorkflowDef *wf, Jsonb *doc)
 	PTR_OR_NULL(13, wf->escalate_every);
 	TEXT_OR_NULL(14, wf->escalate_to);
 	PTR_OR_NULL(15, wf->expires_after);
-	TEXT_OR_NULL(16, wf->on_approved);
-	TEXT_OR_NULL(17, wf->on_rejected);
+	TEXT_OR_NULL(16, wf->callbacks[CALLBACK_APPROVED]);
+	TEXT_OR_NULL(17, wf->callbacks[CALLBACK_REJECTED]);
 	values[18] = JsonbPGetDatum(doc);
 	values[19] = ObjectIdGetDatum(GetOuterUserId());
+	TEXT_OR_NULL(20, wf->callbacks[CALLBACK_SUBMITTED]);
+	TEXT_OR_NULL(21, wf->callbacks[CALLBACK_CANCELLED]);
+	TEXT_OR_NULL(22, wf->callbacks[CALLBACK_EXPIRED]);
+	TEXT_OR_NULL(23, wf->search_path);
 	approval_exec(&insert_workflow_plan, values, nulls, false, 0);
 	id = DatumGetInt32(approval_getdatum(0, 1, &isnull));
 
@@ -602,11 +582,12 @@ Datum
 approval_define_workflow(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
+	char	   *search_path = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	WorkflowDef *wf;
 	int32		id;
 
 	approval_spi_connect();
-	wf = approval_parse_definition(doc);
+	wf = approval_parse_definition(doc, search_path);
 	id = store_definition(wf, doc);
 	definitions_changed();
 	approval_spi_finish();
@@ -732,7 +713,8 @@ cache_check(void)
 static ApprovalPlan load_workflow_plan = {
 	"SELECT name, version, priority, enabled, description, match, auto_approve, require_ack,"
 	"  allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning, calendar,"
-	"  escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected, created_by"
+	"  escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected, created_by,"
+	"  on_submitted, on_cancelled, on_expired, search_path"
 	" FROM approval.workflow WHERE id = $1",
 	1, {INT4OID}
 };
@@ -802,9 +784,13 @@ load_definition(int32 id, MemoryContext cxt)
 	wf->escalate_every = col_copy(0, 16);
 	wf->escalate_to = col_text(0, 17);
 	wf->expires_after = col_copy(0, 18);
-	wf->on_approved = col_text(0, 19);
-	wf->on_rejected = col_text(0, 20);
+	wf->callbacks[CALLBACK_APPROVED] = col_text(0, 19);
+	wf->callbacks[CALLBACK_REJECTED] = col_text(0, 20);
 	wf->created_by = DatumGetObjectId(approval_getdatum(0, 21, &isnull));
+	wf->callbacks[CALLBACK_SUBMITTED] = col_text(0, 22);
+	wf->callbacks[CALLBACK_CANCELLED] = col_text(0, 23);
+	wf->callbacks[CALLBACK_EXPIRED] = col_text(0, 24);
+	wf->search_path = col_text(0, 25);
 	MemoryContextSwitchTo(old);
 
 	n = approval_exec(&load_stages_plan, &arg, NULL, false, 0);

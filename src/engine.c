@@ -67,7 +67,7 @@ typedef struct Req
 	StageRow   *stages;
 	bool		dirty;
 	bool		decided_now;
-	const char *callback;		/* on_approved / on_rejected to call at the end */
+	int			callbacks;		/* 1 << ApprovalCallback, to call at the end */
 	ApprovalActor actor;
 	List	   *sets;			/* ApprovalTargetSet *, built when first needed */
 	ApprovalEvents ev;
@@ -173,16 +173,10 @@ static ApprovalPlan other_stage_approval_plan = {
 	3, {INT8OID, TEXTOID, TEXTOID}
 };
 
-static ApprovalPlan voted_plan = {
-	"SELECT 1 FROM approval.decision"
-	" WHERE request_id = $1 AND (actor = $2 OR on_behalf_of = $2) LIMIT 1",
-	2, {INT8OID, TEXTOID}
-};
-
 static ApprovalPlan open_subject_plan = {
-	"SELECT id FROM approval.request"
+	"SELECT id, requester, payload = $3 FROM approval.request"
 	" WHERE workflow = $1 AND subject = $2 AND state IN ('pending', 'changes_requested')",
-	2, {TEXTOID, TEXTOID}
+	3, {TEXTOID, TEXTOID, JSONBOID}
 };
 
 static ApprovalPlan manager_plan = {
@@ -203,7 +197,8 @@ static ApprovalPlan group_exists_plan = {
 /*
  * How many distinct people the targets stand for: users, explicit group
  * members, and the roles (with LOGIN, or mapped to a principal) that are
- * members of a target role or of a group's role.
+ * members of a target role or of a group's role.  An inactive principal is
+ * no approver and is not counted.
  */
 static ApprovalPlan count_principals_plan = {
 	"WITH RECURSIVE t(target) AS (SELECT pg_catalog.unnest($1::text[])),"
@@ -223,7 +218,8 @@ static ApprovalPlan count_principals_plan = {
 	"   SELECT COALESCE(p.id, r.rolname) FROM roles JOIN pg_catalog.pg_roles r ON r.oid = roles.roleid"
 	"     LEFT JOIN approval.principal p ON p.pg_role = r.rolname"
 	"    WHERE p.id IS NOT NULL OR r.rolcanlogin"
-	" ) x",
+	" ) x"
+	" WHERE NOT EXISTS (SELECT 1 FROM approval.principal q WHERE q.id = x.who AND NOT q.active)",
 	1, {TEXTARRAYOID}
 };
 
@@ -324,10 +320,7 @@ open_request(int64 id)
 	approval_get_actor(&r->actor);
 
 	if (approval_exec(&lock_request_plan, &arg, NULL, false, 1) != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_AP_REQUEST_NOT_FOUND),
-				 errmsg("request %lld not found", (long long) id),
-				 errhint("approval.my_requests and approval.my_pending list the requests you can see.")));
+		approval_not_found(id);
 	r->id = id;
 	wfid = approval_getint32(0, 1);
 	r->workflow = approval_gettext(0, 2);
@@ -364,36 +357,12 @@ open_request(int64 id)
 	return r;
 }
 
-/* May the actor see this request (DESIGN §8)? */
-static bool
-actor_sees(Req *r)
-{
-	ListCell   *lc;
-	Datum		args[2];
-
-	if (r->actor.sees_all || streq(r->requester, r->actor.id))
-		return true;
-	foreach(lc, req_sets(r))
-	{
-		ApprovalTargetSet *set = lfirst(lc);
-
-		for (int i = 0; i < r->nstages; i++)
-			if (lists_overlap(set->targets, r->stages[i].targets))
-				return true;
-	}
-	args[0] = Int64GetDatum(r->id);
-	args[1] = CStringGetTextDatum(r->actor.id);
-	return approval_exec(&voted_plan, args, NULL, false, 1) > 0;
-}
-
+/* AP001 unless the actor may see the request (visibility.c has the rule) */
 static void
 require_visible(Req *r)
 {
-	if (!actor_sees(r))
-		ereport(ERROR,
-				(errcode(ERRCODE_AP_REQUEST_NOT_FOUND),
-				 errmsg("request %lld not found", (long long) r->id),
-				 errhint("approval.my_requests and approval.my_pending list the requests you can see.")));
+	if (!approval_request_visible(&r->actor, req_sets(r), r->id))
+		approval_not_found(r->id);
 }
 
 static void
@@ -471,37 +440,9 @@ save_stage(Req *r, StageRow *s)
 	approval_exec(&save_stage_plan, v, n, false, 0);
 }
 
-static void
-run_callback(Req *r)
-{
-	Oid			fn;
-	FmgrInfo	flinfo;
-	Oid			save_user;
-	int			save_sec;
-
-	LOCAL_FCINFO(fc, 1);
-
-	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(r->callback)));
-	if (!OidIsValid(fn))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("callback %s of workflow \"%s\" does not exist", r->callback, r->workflow),
-				 errhint("Create the function again, or define a new version of the workflow.")));
-
-	/* callbacks run as the role that defined the workflow */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(r->wf->created_by, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	fmgr_info(fn, &flinfo);
-	InitFunctionCallInfoData(*fc, &flinfo, 1, InvalidOid, NULL, NULL);
-	fc->args[0].value = Int64GetDatum(r->id);
-	fc->args[0].isnull = false;
-	(void) FunctionCallInvoke(fc);
-	SetUserIdAndSecContext(save_user, save_sec);
-}
-
 /*
  * Write everything that changed: the request row (with the new head of its
- * event chain), the stages, the events; then the callback.  Returns false
+ * event chain), the stages, the events; then the callbacks.  Returns false
  * for a new request whose (workflow, subject) another open request took
  * first: then nothing was written.
  */
@@ -509,10 +450,12 @@ static bool
 close_request(Req *r)
 {
 	bytea	   *head;
+	bool		have_events;
 	char		n[11];
 	Datum		v[11];
 
 	memset(n, ' ', sizeof(n));
+	have_events = r->ev.pending != NIL;
 	head = approval_events_seal(&r->ev);
 
 	if (r->is_new)
@@ -534,7 +477,7 @@ close_request(Req *r)
 						  v, n, false, 0) == 0)
 			return false;
 	}
-	else if (head != NULL || r->dirty)
+	else if (have_events || r->dirty)
 	{
 		v[0] = Int64GetDatum(r->id);
 		v[1] = CStringGetTextDatum(r->state);
@@ -554,8 +497,9 @@ close_request(Req *r)
 
 	approval_events_write(&r->ev);
 
-	if (r->callback != NULL)
-		run_callback(r);
+	for (int c = 0; c < CALLBACK_COUNT; c++)
+		if (r->callbacks & (1 << c))
+			approval_run_callback(r->wf, (ApprovalCallback) c, r->id);
 	return true;
 }
 
@@ -578,22 +522,51 @@ stage_data(StageRow *s)
 	return aj_finish(&j);
 }
 
+/*
+ * The request closes in state "state": every stage still waiting or active
+ * is cancelled (DESIGN §4), so that an active stage is always one that can
+ * be acted on.  Returns the names of the stages it cancelled.
+ */
+static List *
+close_as(Req *r, const char *state, ApprovalCallback callback)
+{
+	List	   *cancelled = NIL;
+
+	r->state = state;
+	r->decided_now = true;
+	r->dirty = true;
+	r->callbacks |= 1 << callback;
+	for (int i = 0; i < r->nstages; i++)
+	{
+		StageRow   *s = &r->stages[i];
+
+		if (strcmp(s->state, "waiting") != 0 && strcmp(s->state, "active") != 0)
+			continue;
+		s->state = "cancelled";
+		s->decided_now = true;
+		s->dirty = true;
+		cancelled = lappend(cancelled, s->stage);
+	}
+	return cancelled;
+}
+
 static void
 finish(Req *r, bool approved, const char *reason, const char *denial)
 {
 	ApprovalJson j;
+	List	   *cancelled;
 
-	r->state = approved ? "approved" : "rejected";
-	r->decided_now = true;
-	r->dirty = true;
+	cancelled = close_as(r, approved ? "approved" : "rejected",
+						 approved ? CALLBACK_APPROVED : CALLBACK_REJECTED);
 	aj_init(&j);
 	if (!approved)
 	{
 		aj_str(&j, "reason", reason);
 		aj_str(&j, "denial_message", denial);
 	}
+	if (cancelled != NIL)
+		aj_list(&j, "cancelled_stages", cancelled);
 	add_event(r, r->state, aj_finish(&j), NULL, NIL);
-	r->callback = approved ? r->wf->on_approved : r->wf->on_rejected;
 }
 
 int
@@ -817,6 +790,57 @@ approval_route(Jsonb *payload, const char *requester)
 	return NULL;
 }
 
+/*
+ * The open request that holds the new request's (workflow, subject), if
+ * any.  The requester's own, with the same payload, is the answer to a
+ * retry: its id is returned.  Anything else is AP013, which names the other
+ * request only to someone who may see it.  0 when the subject is free.
+ */
+static int64
+subject_holder(Req *r)
+{
+	Datum		args[3];
+	int64		id;
+	char	   *holder;
+	bool		same_payload;
+
+	args[0] = CStringGetTextDatum(r->workflow);
+	args[1] = CStringGetTextDatum(r->subject);
+	args[2] = JsonbPGetDatum(r->payload);
+	if (approval_exec(&open_subject_plan, args, NULL, false, 1) == 0)
+		return 0;
+	id = approval_getint64(0, 1);
+	holder = approval_gettext(0, 2);
+	same_payload = approval_getbool(0, 3);
+
+	if (streq(holder, r->requester))
+	{
+		if (same_payload)
+			return id;
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
+				 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
+						r->subject, r->workflow, (long long) id),
+				 errdetail("Your open request %lld for it has another payload.", (long long) id),
+				 errhint("Wait for request %lld to be decided or cancel it; while changes are requested, "
+						 "approval.resubmit(%lld, payload) changes its payload.",
+						 (long long) id, (long long) id)));
+	}
+	if (approval_request_visible(&r->actor, approval_actor_target_sets(&r->actor, r->workflow), id))
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
+				 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
+						r->subject, r->workflow, (long long) id),
+				 errdetail("Request %lld of %s holds it.", (long long) id, holder),
+				 errhint("Wait for request %lld to be decided.", (long long) id)));
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
+			 errmsg("subject \"%s\" of workflow \"%s\" is already under review",
+					r->subject, r->workflow),
+			 errdetail("Another requester's open request holds it."),
+			 errhint("Wait for that request to be decided, or submit under another subject.")));
+}
+
 PG_FUNCTION_INFO_V1(approval_submit);
 Datum
 approval_submit(PG_FUNCTION_ARGS)
@@ -855,26 +879,24 @@ approval_submit(PG_FUNCTION_ARGS)
 	r->wf = wf;
 	r->workflow = wf->name;
 
-	if (wf->require_ack != NULL && !streq(ack, wf->require_ack))
+	if (wf->require_ack != NULL && ack == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_ACK_MISSING),
 				 errmsg("workflow \"%s\" needs an acknowledgment", wf->name),
 				 errdetail("Pass this exact text as ack: %s", wf->require_ack),
 				 errhint("approval.submit(..., ack => '%s')", wf->require_ack)));
+	if (wf->require_ack != NULL && strcmp(ack, wf->require_ack) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_ACK_MISSING),
+				 errmsg("the acknowledgment does not match the text workflow \"%s\" asks for", wf->name),
+				 errdetail("Expected exactly: %s", wf->require_ack),
+				 errhint("The text is in the require_ack column of approval.workflows and of approval.preview().")));
 
-	/* idempotent retries: an open request for the same subject is the answer */
-	if (r->subject != NULL)
+	/* idempotent retries: the requester's open request for the subject is the answer */
+	if (r->subject != NULL && (id = subject_holder(r)) != 0)
 	{
-		Datum		args[2];
-
-		args[0] = CStringGetTextDatum(wf->name);
-		args[1] = CStringGetTextDatum(r->subject);
-		if (approval_exec(&open_subject_plan, args, NULL, false, 1) == 1)
-		{
-			id = approval_getint64(0, 1);
-			approval_spi_finish();
-			PG_RETURN_INT64(id);
-		}
+		approval_spi_finish();
+		PG_RETURN_INT64(id);
 	}
 
 	r->is_new = true;
@@ -906,7 +928,10 @@ approval_submit(PG_FUNCTION_ARGS)
 	aj_int(&j, "version", wf->version);
 	aj_str(&j, "title", r->title);
 	aj_str(&j, "subject", r->subject);
+	if (wf->require_ack != NULL)
+		aj_str(&j, "ack", ack);
 	add_event(r, "submitted", aj_finish(&j), NULL, NIL);
+	r->callbacks |= 1 << CALLBACK_SUBMITTED;
 
 	if (wf->auto_approve != NULL && req_condition(r, wf->auto_approve))
 	{
@@ -925,17 +950,13 @@ approval_submit(PG_FUNCTION_ARGS)
 	if (!close_request(r))
 	{
 		/* another session opened a request for this subject meanwhile */
-		Datum		args[2];
-
-		args[0] = CStringGetTextDatum(wf->name);
-		args[1] = CStringGetTextDatum(r->subject);
-		if (approval_exec(&open_subject_plan, args, NULL, false, 1) != 1)
+		id = subject_holder(r);
+		if (id == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not submit: a concurrent request for subject \"%s\" appeared and vanished",
 							r->subject),
 					 errhint("Retry the submit.")));
-		id = approval_getint64(0, 1);
 	}
 	else
 		id = r->id;
@@ -1005,17 +1026,19 @@ choose_capacity(Req *r, StageRow *s, List *candidates)
 }
 
 /*
- * Find where the actor may vote.  With self_check, and unless the workflow
- * allows self-approval, a requester cannot vote on their own request in any
- * capacity, nor anyone for the requester as their delegate (AP007).
+ * Find where the actor may vote: each active stage with the capacity to use
+ * there.  Unless the workflow allows self-approval, a requester cannot vote
+ * (approve, reject or request changes) on their own request in any
+ * capacity, nor anyone for the requester as their delegate: such capacities
+ * are left out, and *self_blocked tells that one was.
  */
 static List *
-eligible_stages(Req *r, bool self_check)
+eligible_stages(Req *r, bool *self_blocked)
 {
 	List	   *result = NIL;
-	bool		self_blocked = false;
 	bool		actor_is_requester = streq(r->actor.id, r->requester);
 
+	*self_blocked = false;
 	for (int i = 0; i < r->nstages; i++)
 	{
 		StageRow   *s = &r->stages[i];
@@ -1030,10 +1053,10 @@ eligible_stages(Req *r, bool self_check)
 
 			if (!lists_overlap(set->targets, s->targets))
 				continue;
-			if (self_check && !r->wf->allow_self_approval &&
+			if (!r->wf->allow_self_approval &&
 				(actor_is_requester || streq(set->principal, r->requester)))
 			{
-				self_blocked = true;
+				*self_blocked = true;
 				continue;
 			}
 			candidates = lappend(candidates, set);
@@ -1047,23 +1070,86 @@ eligible_stages(Req *r, bool self_check)
 			result = lappend(result, e);
 		}
 	}
-
-	if (result == NIL)
-	{
-		require_visible(r);
-		if (self_blocked)
-			ereport(ERROR,
-					(errcode(ERRCODE_AP_SELF_APPROVAL),
-					 errmsg("%s may not approve their own request %lld", r->requester, (long long) r->id),
-					 errdetail("Workflow \"%s\" does not allow self-approval.", r->workflow),
-					 errhint("Another approver of the stage must decide.")));
-		ereport(ERROR,
-				(errcode(ERRCODE_AP_NOT_AN_APPROVER),
-				 errmsg("%s is not an approver at an active stage of request %lld",
-						r->actor.id, (long long) r->id),
-				 errhint("approval.request_status shows whom the request is waiting on.")));
-	}
 	return result;
+}
+
+/* Nothing to vote on: AP001, AP007 or AP003 */
+static void
+no_eligible_stage(Req *r, bool self_blocked, const char *verb) pg_attribute_noreturn();
+
+static void
+no_eligible_stage(Req *r, bool self_blocked, const char *verb)
+{
+	require_visible(r);
+	if (self_blocked && streq(r->actor.id, r->requester))
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_SELF_APPROVAL),
+				 errmsg("%s may not %s their own request %lld", r->requester, verb, (long long) r->id),
+				 errdetail("Workflow \"%s\" does not allow self-approval.", r->workflow),
+				 errhint("Another approver of the stage must decide; the requester may cancel it.")));
+	if (self_blocked)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_SELF_APPROVAL),
+				 errmsg("%s may not %s request %lld for its requester %s",
+						r->actor.id, verb, (long long) r->id, r->requester),
+				 errdetail("Workflow \"%s\" does not allow self-approval, through a delegate either.",
+						   r->workflow),
+				 errhint("Another approver of the stage must decide.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_NOT_AN_APPROVER),
+			 errmsg("%s is not an approver at an active stage of request %lld",
+					r->actor.id, (long long) r->id),
+			 errhint("approval.request_status shows whom the request is waiting on.")));
+}
+
+static ApprovalPlan last_vote_plan = {
+	"SELECT decision FROM approval.decision"
+	" WHERE request_id = $1 AND actor = $2"
+	"   AND decision IN ('approve', 'reject', 'request_changes')"
+	" ORDER BY id DESC LIMIT 1",
+	2, {INT8OID, TEXTOID}
+};
+
+/*
+ * Is this call the repetition of the actor's last vote on the request?  An
+ * application that lost the reply to its COMMIT retries; the vote is
+ * recorded, so the answer is the request's current state, whatever happened
+ * since (the stage moved on, the request closed).  Asked only when the call
+ * could not record anything.
+ */
+static bool
+repeats_last_vote(Req *r, const char *decision)
+{
+	Datum		args[2];
+
+	args[0] = Int64GetDatum(r->id);
+	args[1] = CStringGetTextDatum(r->actor.id);
+	return approval_exec(&last_vote_plan, args, NULL, false, 1) == 1 &&
+		strcmp(approval_gettext(0, 1), decision) == 0;
+}
+
+/*
+ * Open a request for a vote ("approve", "reject", "request_changes") and
+ * find where the actor may cast it.  NIL when the call repeats the actor's
+ * last vote and nothing is left to do; otherwise raises AP001, AP002, AP003
+ * or AP007 when there is nowhere to vote.
+ */
+static List *
+open_for_vote(Req *r, const char *decision, const char *verb)
+{
+	List	   *eligible;
+	bool		self_blocked;
+
+	if (strcmp(r->state, "pending") != 0)
+	{
+		if (repeats_last_vote(r, decision))
+			return NIL;
+		require_pending(r);
+	}
+	eligible = eligible_stages(r, &self_blocked);
+	if (eligible == NIL && !repeats_last_vote(r, decision))
+		no_eligible_stage(r, self_blocked, verb);
+	return eligible;
 }
 
 static const char *
@@ -1201,8 +1287,9 @@ vote(FunctionCallInfo fcinfo, bool approve)
 
 	approval_spi_connect();
 	r = open_request(id);
-	require_pending(r);
-	eligible = eligible_stages(r, approve);
+	eligible = open_for_vote(r, approve ? "approve" : "reject", approve ? "approve" : "reject");
+	if (eligible == NIL)
+		PG_RETURN_DATUM(finish_call(r));	/* a retry of the vote */
 
 	foreach(lc, eligible)
 	{
@@ -1223,7 +1310,7 @@ vote(FunctionCallInfo fcinfo, bool approve)
 		changed |= record_vote(r, e, approve ? "approve" : "reject", reason, comment);
 	}
 
-	if (!changed && blocked_by != NULL)
+	if (!changed && blocked_by != NULL && !repeats_last_vote(r, "approve"))
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SELF_APPROVAL),
 				 errmsg("%s already approved stage \"%s\" of request %lld",
@@ -1286,6 +1373,7 @@ approval_request_changes(PG_FUNCTION_ARGS)
 	int64		id;
 	const char *comment = arg_text(fcinfo, 1);
 	Req		   *r;
+	List	   *eligible;
 	Eligible   *e;
 	ApprovalJson j;
 
@@ -1293,15 +1381,18 @@ approval_request_changes(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	id = PG_GETARG_INT64(0);
 
-	approval_spi_connect();
-	r = open_request(id);
-	require_pending(r);
-	e = linitial(eligible_stages(r, true));
 	if (comment == NULL || comment[0] == '\0')
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("request_changes needs a comment"),
 				 errhint("Say what the requester should change.")));
+
+	approval_spi_connect();
+	r = open_request(id);
+	eligible = open_for_vote(r, "request_changes", "request changes to");
+	if (eligible == NIL)
+		PG_RETURN_DATUM(finish_call(r));	/* a retry: changes were requested */
+	e = linitial(eligible);
 
 	record_note(r, e->stage, e->set->delegated ? e->set->principal : NULL, "request_changes", comment);
 	r->state = "changes_requested";
@@ -1406,6 +1497,7 @@ approval_cancel(PG_FUNCTION_ARGS)
 	const char *comment = arg_text(fcinfo, 1);
 	Req		   *r;
 	ApprovalJson j;
+	List	   *cancelled;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -1420,11 +1512,11 @@ approval_cancel(PG_FUNCTION_ARGS)
 	if (!state_is_open(r->state))
 		require_pending(r);
 
-	r->state = "cancelled";
-	r->decided_now = true;
-	r->dirty = true;
+	cancelled = close_as(r, "cancelled", CALLBACK_CANCELLED);
 	aj_init(&j);
 	aj_str(&j, "comment", comment);
+	if (cancelled != NIL)
+		aj_list(&j, "cancelled_stages", cancelled);
 	add_event(r, "cancelled", aj_finish(&j), NULL, NIL);
 	PG_RETURN_DATUM(finish_call(r));
 }
@@ -1447,6 +1539,8 @@ approval_comment(PG_FUNCTION_ARGS)
 				 errmsg("a comment must not be empty")));
 
 	r = open_visible_request(id);
+	if (!state_is_open(r->state))
+		require_pending(r);		/* AP002: a closed request takes no more comments */
 	record_note(r, NULL, NULL, "comment", comment);
 	aj_init(&j);
 	aj_str(&j, "comment", comment);
@@ -1454,101 +1548,4 @@ approval_comment(PG_FUNCTION_ARGS)
 	close_request(r);
 	approval_spi_finish();
 	PG_RETURN_VOID();
-}
-
-/* ---------- visibility for row-level security ---------- */
-
-static ApprovalPlan can_see_plan = {
-	"SELECT r.requester = $2"
-	"    OR EXISTS (SELECT 1 FROM approval.request_stage s"
-	"                WHERE s.request_id = r.id AND s.targets && $3)"
-	"    OR EXISTS (SELECT 1 FROM approval.decision d"
-	"                WHERE d.request_id = r.id AND (d.actor = $2 OR d.on_behalf_of = $2))"
-	"  FROM approval.request r WHERE r.id = $1",
-	3, {INT8OID, TEXTOID, TEXTARRAYOID}
-};
-
-/* a request of this workflow with a stage these targets answer for */
-static ApprovalPlan can_see_scoped_plan = {
-	"SELECT EXISTS (SELECT 1 FROM approval.request r"
-	"                 JOIN approval.request_stage s ON s.request_id = r.id"
-	"                WHERE r.id = $1 AND r.workflow = $2 AND s.targets && $3)",
-	3, {INT8OID, TEXTOID, TEXTARRAYOID}
-};
-
-/* who is asking, computed once per query and kept in fn_extra */
-typedef struct CanSeeCache
-{
-	bool		sees_all;
-	Datum		actor;			/* text */
-	Datum		targets;		/* text[]: the capacities for every workflow */
-	int			nscoped;		/* delegations limited to one workflow */
-	Datum	   *scoped_workflow;	/* text */
-	Datum	   *scoped_targets; /* text[] */
-} CanSeeCache;
-
-static CanSeeCache *
-can_see_cache(FunctionCallInfo fcinfo)
-{
-	CanSeeCache *c = (CanSeeCache *) fcinfo->flinfo->fn_extra;
-	ApprovalActor actor;
-	MemoryContext old;
-	List	   *sets;
-	ListCell   *lc;
-
-	if (c != NULL)
-		return c;
-	approval_get_actor(&actor);
-	sets = approval_actor_target_sets(&actor, NULL);
-	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	c = palloc0(sizeof(CanSeeCache));
-	c->sees_all = actor.sees_all;
-	c->actor = CStringGetTextDatum(actor.id);
-	c->targets = PointerGetDatum(approval_flatten_targets(sets));
-	c->scoped_workflow = palloc(sizeof(Datum) * Max(list_length(sets), 1));
-	c->scoped_targets = palloc(sizeof(Datum) * Max(list_length(sets), 1));
-	foreach(lc, sets)
-	{
-		ApprovalTargetSet *set = lfirst(lc);
-
-		if (set->scope == NULL)
-			continue;
-		c->scoped_workflow[c->nscoped] = CStringGetTextDatum(set->scope);
-		c->scoped_targets[c->nscoped] = PointerGetDatum(approval_text_array(set->targets));
-		c->nscoped++;
-	}
-	MemoryContextSwitchTo(old);
-	fcinfo->flinfo->fn_extra = c;
-	return c;
-}
-
-PG_FUNCTION_INFO_V1(approval_can_see);
-Datum
-approval_can_see(PG_FUNCTION_ARGS)
-{
-	CanSeeCache *c;
-	Datum		args[3];
-	bool		result = false;
-
-	approval_spi_connect();
-	c = can_see_cache(fcinfo);
-	if (c->sees_all)
-		result = true;
-	else
-	{
-		args[0] = PG_GETARG_DATUM(0);
-		args[1] = c->actor;
-		args[2] = c->targets;
-		if (approval_exec(&can_see_plan, args, NULL, true, 1) == 1)
-			result = approval_getbool(0, 1);
-		for (int i = 0; i < c->nscoped && !result; i++)
-		{
-			args[1] = c->scoped_workflow[i];
-			args[2] = c->scoped_targets[i];
-			approval_exec(&can_see_scoped_plan, args, NULL, true, 1);
-			result = approval_getbool(0, 1);
-		}
-	}
-	approval_spi_finish();
-	PG_RETURN_BOOL(result);
 }

@@ -73,8 +73,8 @@ approval_route_fn(PG_FUNCTION_ARGS)
 
 /*
  * preview(workflow, payload, requester DEFAULT NULL) → the stages a request
- * would have, in order, with their resolved targets, required votes and
- * whether they would run.  Unresolvable targets fail as submit would (AP011).
+ * would have, in order, with their resolved targets, required votes,
+ * whether they would run, and the acknowledgment submit will ask for.  Unresolvable targets fail as submit would (AP011).
  * Writes nothing.
  */
 PG_FUNCTION_INFO_V1(approval_preview);
@@ -136,8 +136,8 @@ approval_preview(PG_FUNCTION_ARGS)
 		List	   *targets = approval_resolve_targets(requester, st);
 		int			required = st->min_approvals;
 		bool		runs = !auto_approved && approval_condition_holds(st->when, payload, vars);
-		Datum		values[5];
-		bool		nulls[5] = {false, false, false, false, false};
+		Datum		values[6];
+		bool		nulls[6] = {false, false, false, false, false, false};
 		MemoryContext old;
 
 		if (required == 0)
@@ -148,6 +148,8 @@ approval_preview(PG_FUNCTION_ARGS)
 		values[2] = PointerGetDatum(approval_text_array(targets));
 		values[3] = Int32GetDatum(required);
 		values[4] = BoolGetDatum(runs);
+		values[5] = wf->require_ack ? CStringGetTextDatum(wf->require_ack) : (Datum) 0;
+		nulls[5] = wf->require_ack == NULL;
 		tuplestore_putvalues(ts, desc, values, nulls);
 		MemoryContextSwitchTo(old);
 	}
@@ -236,7 +238,7 @@ approval_simulate(PG_FUNCTION_ARGS)
 				 errmsg("simulate needs a definition and a start time")));
 
 	approval_spi_connect();
-	wf = approval_parse_definition(PG_GETARG_JSONB_P(0));
+	wf = approval_parse_definition(PG_GETARG_JSONB_P(0), NULL);
 
 	n = approval_exec(&past_requests_plan, &since, NULL, true, 0);
 	past = palloc(sizeof(PastRequest) * Max(n, 1));

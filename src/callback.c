@@ -1,0 +1,212 @@
+/*-------------------------------------------------------------------------
+ *
+ * callback.c
+ *	  Workflow callbacks (on_submitted, on_approved, on_rejected,
+ *	  on_cancelled, on_expired): checked when a workflow is defined, called
+ *	  as fn(request bigint) in the transaction of the change.
+ *
+ * A callback runs as the role that defined the workflow, with the
+ * search_path that was in effect when it was defined (stored with the
+ * version), never the caller's and never the engine's pinned one: a function
+ * written with unqualified names works, and no caller can steer what it
+ * resolves.  The name is resolved with that same path at definition and
+ * stored schema-qualified with its argument type.  Nothing is cached: the
+ * catalog look-ups are syscache hits, and the function or the definer's
+ * rights may change between calls.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "parser/parse_func.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+#include "utils/varlena.h"
+
+const char *const approval_callback_keys[CALLBACK_COUNT] = {
+	"on_submitted", "on_approved", "on_rejected", "on_cancelled", "on_expired"
+};
+
+static void
+callback_error(const char *key, const char *msg) pg_attribute_noreturn();
+
+static void
+callback_error(const char *key, const char *msg)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_INVALID_DEFINITION),
+			 errmsg("invalid workflow definition: %s %s", key, msg),
+			 errhint("A callback is a function taking one bigint (the request id), "
+					 "such as \"app.grant_license\" or \"grant_license(bigint)\".")));
+}
+
+/* Run the statements that follow with this search_path; returns the GUC nest level */
+static int
+push_search_path(const char *search_path)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nest;
+}
+
+/*
+ * The function a callback key names, resolved with search_path: it must exist, be a plain function (no aggregate, window
+ * function or procedure) of exactly one bigint argument returning no set,
+ * and the definer must be allowed to execute it.  AP005 naming the key
+ * otherwise.
+ */
+Oid
+approval_check_callback(const char *name, const char *search_path, Oid definer,
+						const char *key)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	int			nest = push_search_path(search_path);
+	Oid			fn = InvalidOid;
+	bool		bad_name = false;
+	HeapTuple	tp;
+	Form_pg_proc proc;
+	AclResult	aclresult;
+	char	   *sig;
+
+	PG_TRY();
+	{
+		if (strchr(name, '(') != NULL)
+			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
+													  CStringGetTextDatum(name)));
+		else
+		{
+			Oid			argtypes[1] = {INT8OID};
+#if PG_VERSION_NUM >= 160000
+			List	   *names = stringToQualifiedNameList(name, NULL);
+#else
+			List	   *names = stringToQualifiedNameList(name);
+#endif
+
+			if (list_length(names) > 2)
+				bad_name = true;
+			else
+				fn = LookupFuncName(names, 1, argtypes, true);
+		}
+	}
+	PG_CATCH();
+	{
+		/* a malformed name: the transaction is aborted right after */
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		bad_name = true;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nest);
+
+	if (bad_name)
+		callback_error(key, psprintf("\"%s\" is not a function name (write function or schema.function)",
+									 name));
+	if (!OidIsValid(fn))
+		callback_error(key, psprintf("names no function: %s%s does not exist%s", name,
+									 strchr(name, '(') ? "" : "(bigint)",
+									 psprintf(" (search_path: %s)", search_path)));
+
+	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tp))
+		callback_error(key, psprintf("names no function: %s", name));
+	proc = (Form_pg_proc) GETSTRUCT(tp);
+	sig = format_procedure_qualified(fn);
+	if (proc->prokind != PROKIND_FUNCTION)
+		callback_error(key, psprintf("must be a plain function, and %s is %s", sig,
+									 proc->prokind == PROKIND_AGGREGATE ? "an aggregate" :
+									 proc->prokind == PROKIND_WINDOW ? "a window function" :
+									 "a procedure"));
+	if (proc->pronargs != 1 || proc->proargtypes.values[0] != INT8OID)
+		callback_error(key, psprintf("must take exactly one bigint (the request id), and %s does not",
+									 sig));
+	if (proc->proretset)
+		callback_error(key, psprintf("must not return a set, and %s does", sig));
+	ReleaseSysCache(tp);
+
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ProcedureRelationId, fn, definer, ACL_EXECUTE);
+#else
+	aclresult = pg_proc_aclcheck(fn, definer, ACL_EXECUTE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		callback_error(key, psprintf("names %s, which role \"%s\" may not execute", sig,
+									 GetUserNameFromId(definer, false)));
+	return fn;
+}
+
+/*
+ * Call one callback of a workflow for a request, if it has one.  Errors
+ * propagate: a callback that fails makes the change fail.
+ */
+void
+approval_run_callback(const WorkflowDef *wf, ApprovalCallback which, int64 request_id)
+{
+	const char *signature = wf->callbacks[which];
+	const char *key = approval_callback_keys[which];
+	Oid			fn;
+	FmgrInfo	flinfo;
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+	AclResult	aclresult;
+
+	LOCAL_FCINFO(fc, 1);
+
+	if (signature == NULL)
+		return;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(wf->created_by)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the role that defined workflow \"%s\" (version %d) no longer exists",
+						wf->name, wf->version),
+				 errdetail("Its %s callback %s runs as that role.", key, signature),
+				 errhint("Define a new version of the workflow as an existing role for new requests; "
+						 "for open ones a superuser can hand the callbacks to another role: "
+						 "UPDATE approval.workflow SET created_by = 'some_role'::regrole WHERE id = %d.",
+						 wf->id)));
+
+	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(signature)));
+	if (!OidIsValid(fn))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("%s callback %s of workflow \"%s\" does not exist", key, signature, wf->name),
+				 errhint("Create the function again, or define a new version of the workflow.")));
+
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ProcedureRelationId, fn, wf->created_by, ACL_EXECUTE);
+#else
+	aclresult = pg_proc_aclcheck(fn, wf->created_by, ACL_EXECUTE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\", which defined workflow \"%s\", may not execute its %s callback %s",
+						GetUserNameFromId(wf->created_by, false), wf->name, key, signature),
+				 errhint("GRANT EXECUTE ON FUNCTION %s TO %s.", signature,
+						 quote_identifier(GetUserNameFromId(wf->created_by, false)))));
+
+	/*
+	 * As the definer, with the definer's search_path.  On error the
+	 * transaction (or subtransaction) abort puts both back.
+	 */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(wf->created_by, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	nest = push_search_path(wf->search_path ? wf->search_path : "\"$user\", public");
+	fmgr_info(fn, &flinfo);
+	InitFunctionCallInfoData(*fc, &flinfo, 1, InvalidOid, NULL, NULL);
+	fc->args[0].value = Int64GetDatum(request_id);
+	fc->args[0].isnull = false;
+	(void) FunctionCallInvoke(fc);
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_user, save_sec);
+}
