@@ -47,6 +47,24 @@ callback_error(const char *key, const char *msg)
 					 "such as \"app.grant_license\" or \"grant_license(bigint)\".")));
 }
 
+/*
+ * The function a "name(argtypes)" text names, or InvalidOid: to_regprocedure,
+ * called so that its NULL answer is seen (DirectFunctionCall raises on NULL).
+ */
+static Oid
+regprocedure_or_invalid(const char *signature)
+{
+	Datum		result;
+
+	LOCAL_FCINFO(fc, 1);
+
+	InitFunctionCallInfoData(*fc, NULL, 1, InvalidOid, NULL, NULL);
+	fc->args[0].value = CStringGetTextDatum(signature);
+	fc->args[0].isnull = false;
+	result = to_regprocedure(fc);
+	return fc->isnull ? InvalidOid : DatumGetObjectId(result);
+}
+
 /* Run the statements that follow with this search_path; returns the GUC nest level */
 static int
 push_search_path(const char *search_path)
@@ -80,8 +98,7 @@ approval_check_callback(const char *name, const char *search_path, Oid definer,
 	PG_TRY();
 	{
 		if (strchr(name, '(') != NULL)
-			fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure,
-													  CStringGetTextDatum(name)));
+			fn = regprocedure_or_invalid(name);
 		else
 		{
 			Oid			argtypes[1] = {INT8OID};
@@ -175,7 +192,7 @@ approval_run_callback(const WorkflowDef *wf, ApprovalCallback which, int64 reque
 						 "UPDATE approval.workflow SET created_by = 'some_role'::regrole WHERE id = %d.",
 						 wf->id)));
 
-	fn = DatumGetObjectId(DirectFunctionCall1(to_regprocedure, CStringGetTextDatum(signature)));
+	fn = regprocedure_or_invalid(signature);
 	if (!OidIsValid(fn))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),

@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "miscadmin.h"
 #include "parser/parse_func.h"
 #include "utils/acl.h"
@@ -575,6 +576,23 @@ static void
 definitions_changed(void)
 {
 	CacheInvalidateRelcacheByRelid(approval_relid("workflow"));
+}
+
+/*
+ * workflow_changed(): statement trigger on approval.workflow, so that a
+ * superuser's direct change (such as handing a dropped definer's callbacks
+ * to another role) reaches every session's cache.
+ */
+PG_FUNCTION_INFO_V1(approval_workflow_changed);
+Datum
+approval_workflow_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("approval.workflow_changed() must be called as a trigger")));
+	definitions_changed();
+	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(approval_define_workflow);

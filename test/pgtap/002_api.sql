@@ -21,9 +21,10 @@ SELECT has_schema('approval', 'schema approval exists');
 -- Functions: exact argument types and return types
 -- ---------------------------------------------------------------------------
 -- §3 definitions
-SELECT has_function('approval', 'define_workflow', ARRAY['jsonb'], 'approval.define_workflow(jsonb) exists');
-SELECT function_returns('approval', 'define_workflow', ARRAY['jsonb'], 'integer',
-                        'approval.define_workflow(jsonb) returns integer');
+SELECT has_function('approval', 'define_workflow', ARRAY['jsonb', 'text'],
+                    'approval.define_workflow(jsonb, search_path text DEFAULT the caller''s) exists');
+SELECT function_returns('approval', 'define_workflow', ARRAY['jsonb', 'text'], 'integer',
+                        'approval.define_workflow(jsonb, text) returns integer');
 SELECT has_function('approval', 'disable_workflow', ARRAY['text'], 'approval.disable_workflow(text) exists');
 SELECT function_returns('approval', 'disable_workflow', ARRAY['text'], 'void',
                         'approval.disable_workflow(text) returns void');
@@ -150,8 +151,8 @@ SELECT is(pg_get_function_arguments('approval.preview(text,jsonb,text)'::regproc
           'workflow text, payload jsonb, requester text DEFAULT NULL::text',
           'preview(workflow, payload, requester DEFAULT NULL)');
 SELECT is(pg_get_function_result('approval.preview(text,jsonb,text)'::regprocedure),
-          'TABLE(stage_order integer, stage text, targets text[], required integer, runs boolean)',
-          'preview() returns TABLE(stage_order, stage, targets, required, runs)');
+          'TABLE(stage_order integer, stage text, targets text[], required integer, runs boolean, require_ack text)',
+          'preview() returns TABLE(stage_order, stage, targets, required, runs, require_ack)');
 SELECT ok((SELECT proargnames @> ARRAY['request_id', 'ok', 'first_bad_seq']
              FROM pg_proc WHERE oid = 'approval.verify_audit(bigint)'::regprocedure),
           'verify_audit() reports request_id, ok and first_bad_seq');
@@ -159,7 +160,7 @@ SELECT ok((SELECT proargnames @> ARRAY['request_id', 'ok', 'first_bad_seq']
 -- ---------------------------------------------------------------------------
 -- SECURITY DEFINER with a pinned search_path (DESIGN §8)
 -- ---------------------------------------------------------------------------
-SELECT is_definer('approval', 'define_workflow', ARRAY['jsonb'], 'define_workflow is SECURITY DEFINER');
+SELECT is_definer('approval', 'define_workflow', ARRAY['jsonb', 'text'], 'define_workflow is SECURITY DEFINER');
 SELECT is_definer('approval', 'disable_workflow', ARRAY['text'], 'disable_workflow is SECURITY DEFINER');
 SELECT is_definer('approval', 'enable_workflow', ARRAY['text'], 'enable_workflow is SECURITY DEFINER');
 SELECT is_definer('approval', 'submit', ARRAY['text', 'jsonb', 'text', 'text', 'text'],
@@ -280,7 +281,7 @@ SELECT enum_has_labels('approval', 'request_state',
                        'approval.request_state has the states of DESIGN §4');
 SELECT has_enum('approval', 'stage_state', 'enum approval.stage_state exists');
 SELECT enum_has_labels('approval', 'stage_state',
-                       ARRAY['waiting', 'active', 'approved', 'rejected', 'skipped', 'expired'],
+                       ARRAY['waiting', 'active', 'approved', 'rejected', 'skipped', 'expired', 'cancelled'],
                        'approval.stage_state has the states of DESIGN §4');
 
 -- ---------------------------------------------------------------------------
