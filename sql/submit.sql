@@ -52,9 +52,15 @@ SET ROLE regress_alice;
 SELECT approval.submit('submit-ack', '{}');
 SELECT approval.submit('submit-ack', '{}', ack => 'I accept');
 \set VERBOSITY default
+-- a missing text and a wrong one are told apart
+SELECT approval.submit('submit-ack', '{}');
 SELECT approval.submit('submit-ack', '{}', ack => 'I accept');
 SELECT approval.submit('submit-ack', '{}', ack => 'I accept the licence terms') AS ack_rid \gset
 SELECT state FROM approval.request WHERE id = :ack_rid;
+-- the accepted text is on record, and shown where a form can read it
+SELECT data->>'ack' AS accepted FROM approval.event WHERE request_id = :ack_rid AND kind = 'submitted';
+SELECT require_ack FROM approval.workflows WHERE name = 'submit-ack';
+SELECT DISTINCT require_ack FROM approval.preview('submit-ack', '{}');
 
 -- a workflow with no stages is approved at once
 SELECT approval.submit('submit-nothing-to-do', '{}', 'Trivial') AS none_rid \gset
