@@ -183,7 +183,11 @@ typedef struct WorkflowDef
 	StageDef   *stages;
 } WorkflowDef;
 
+#define APPROVAL_MAX_NAME_LEN 200	/* of a workflow or stage name */
+
 extern WorkflowDef *approval_workflow_get(int32 id);
+extern WorkflowDef *approval_workflow_by_name(const char *name);
+extern void approval_definitions_changed(void);
 extern List *approval_enabled_workflows(void);
 extern int32 approval_latest_version(const char *name, bool *enabled);
 extern bool approval_target_valid(const char *target);
@@ -197,12 +201,14 @@ extern Oid	approval_check_callback(const char *name, const char *search_path, Oi
 extern void approval_run_callback(const WorkflowDef *wf, ApprovalCallback which,
 								  int64 request_id);
 
-/* ---- engine.c ---- */
+/* ---- target.c ---- */
 
 extern List *approval_resolve_targets(const char *requester, StageDef *st);
 extern int	approval_count_principals(List *targets);
+
+/* ---- route.c ---- */
+
 extern WorkflowDef *approval_route(Jsonb *payload, const char *requester);
-extern WorkflowDef *approval_workflow_by_name(const char *name);
 
 /* ---- condition.c: jsonpath predicates ---- */
 

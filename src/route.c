@@ -48,6 +48,37 @@ upper_text(const char *s)
  * route(payload, requester DEFAULT NULL) → text: the workflow submit(NULL,
  * payload) would use, or NULL.
  */
+/*
+ * The routed workflow for a payload and requester: the enabled workflow with
+ * the lowest priority (ties: name) whose "match" holds; NULL if none.
+ */
+WorkflowDef *
+approval_route(Jsonb *payload, const char *requester)
+{
+	ListCell   *lc;
+	Jsonb	   *who = NULL;
+	Jsonb	   *shared = NULL;	/* the variables of conditions without $workflow */
+
+	foreach(lc, approval_enabled_workflows())
+	{
+		WorkflowDef *wf = lfirst(lc);
+		Jsonb	   *vars;
+
+		if (wf->match == NULL)
+			return wf;
+		if (who == NULL)
+		{
+			who = approval_requester_json(requester);
+			shared = approval_make_vars(who, "");
+		}
+		vars = wf->match_uses_workflow ? approval_make_vars(who, wf->name) : shared;
+		if (approval_condition_holds(wf->match, payload, vars))
+			return wf;
+	}
+	return NULL;
+}
+
+
 PG_FUNCTION_INFO_V1(approval_route_fn);
 Datum
 approval_route_fn(PG_FUNCTION_ARGS)

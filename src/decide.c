@@ -1,0 +1,276 @@
+/*-------------------------------------------------------------------------
+ *
+ * decide.c
+ *	  The SQL-callable decisions: approve, reject, request_changes,
+ *	  resubmit, cancel and comment.
+ *
+ * Each opens the request through request.c (row lock first), applies the
+ * transitions of engine.c, and saves through request.c: none of them
+ * changes a row by itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "engine.h"
+
+static const char *
+arg_text(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * Record one vote at one stage.  Returns false when the same vote was
+ * already there (a no-op); raises AP004 for a contradicting one.
+ */
+static Datum
+vote(FunctionCallInfo fcinfo, bool approve)
+{
+	int64		id = PG_GETARG_INT64(0);
+	const char *reason = approve ? NULL : arg_text(fcinfo, 1);
+	const char *comment = arg_text(fcinfo, approve ? 1 : 2);
+	Req		   *r;
+	List	   *eligible;
+	ListCell   *lc;
+	bool		changed = false;
+	char	   *blocked_by = NULL;
+
+	approval_spi_connect();
+	r = request_open(id);
+	eligible = engine_open_for_vote(r, approve ? "approve" : "reject", approve ? "approve" : "reject");
+	if (eligible == NIL)
+		PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
+
+	foreach(lc, eligible)
+	{
+		Eligible   *e = lfirst(lc);
+
+		if (r->state != REQUEST_PENDING)
+			break;				/* an earlier stage rejected the request */
+		if (approve && r->wf->distinct_approvers)
+		{
+			char	   *other = engine_approved_elsewhere(r, e->stage, e->set->principal);
+
+			if (other != NULL)
+			{
+				blocked_by = other;
+				continue;
+			}
+		}
+		changed |= engine_record_vote(r, e, approve ? "approve" : "reject", reason, comment);
+	}
+
+	if (!changed && blocked_by != NULL && !engine_repeats_last_vote(r, "approve"))
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_SELF_APPROVAL),
+				 errmsg("%s already approved stage \"%s\" of request %lld",
+						r->actor.id, blocked_by, (long long) id),
+				 errdetail("Workflow \"%s\" requires a different approver at each stage.", r->workflow),
+				 errhint("Another approver of the stage must decide.")));
+
+	if (approve && r->state == REQUEST_PENDING)
+		engine_advance(r);
+	PG_RETURN_DATUM(request_done(r));
+}
+
+PG_FUNCTION_INFO_V1(approval_approve);
+Datum
+approval_approve(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return vote(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(approval_reject);
+Datum
+approval_reject(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	return vote(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(approval_request_changes);
+Datum
+approval_request_changes(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	const char *comment = arg_text(fcinfo, 1);
+	Req		   *r;
+	List	   *eligible;
+	Eligible   *e;
+	ApprovalJson j;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	id = PG_GETARG_INT64(0);
+
+	if (comment == NULL || comment[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request_changes needs a comment"),
+				 errhint("Say what the requester should change.")));
+
+	approval_spi_connect();
+	r = request_open(id);
+	eligible = engine_open_for_vote(r, "request_changes", "request changes to");
+	if (eligible == NIL)
+		PG_RETURN_DATUM(request_done(r));	/* a retry: changes were requested */
+	e = linitial(eligible);
+
+	engine_record_note(r, e->stage, e->set->delegated ? e->set->principal : NULL, "request_changes", comment);
+	r->state = REQUEST_CHANGES_REQUESTED;
+	r->dirty = true;
+	aj_init(&j);
+	aj_str(&j, "stage", e->stage->stage);
+	aj_str(&j, "comment", comment);
+	request_event(r, "changes_requested", aj_finish(&j), e->stage->stage, list_make1(psprintf("user:%s", r->requester)));
+	PG_RETURN_DATUM(request_done(r));
+}
+
+PG_FUNCTION_INFO_V1(approval_resubmit);
+Datum
+approval_resubmit(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	Jsonb	   *payload = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	const char *comment = arg_text(fcinfo, 2);
+	Req		   *r;
+	ApprovalJson j;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	id = PG_GETARG_INT64(0);
+
+	r = request_open_visible(id);
+	if (!streq(r->actor.id, r->requester))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the requester may resubmit request %lld", (long long) id),
+				 errdetail("The requester is %s.", r->requester)));
+	if (r->state != REQUEST_CHANGES_REQUESTED)
+	{
+		if (!request_is_open(r->state))
+			request_require_pending(r);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("request %lld is not waiting for changes", (long long) id),
+				 errdetail("Its state is %s; resubmit follows approval.request_changes().", request_state_names[r->state])));
+	}
+	if (payload != NULL)
+	{
+		if (!JB_ROOT_IS_OBJECT(payload))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the payload of a request must be a JSON object")));
+		r->payload = payload;
+		r->payload_changed = true;
+		r->vars = NULL;
+	}
+
+	r->state = REQUEST_PENDING;
+	r->dirty = true;
+	aj_init(&j);
+	aj_bool(&j, "payload_changed", payload != NULL);
+	aj_str(&j, "comment", comment);
+	aj_str(&j, "reapprove", r->wf->reapprove_all ? "all" : "stage");
+	request_event(r, "resubmitted", aj_finish(&j), NULL, NIL);
+
+	if (r->wf->reapprove_all)
+	{
+		/* start over: earlier approvals no longer count */
+		for (int i = 0; i < r->nstages; i++)
+		{
+			StageRow   *s = &r->stages[i];
+
+			s->state = STAGE_WAITING;
+			s->approvals = 0;
+			s->rejections = 0;
+			s->round++;
+			s->dirty = true;
+			if (s->def != NULL)
+				s->required = s->def->min_approvals;
+		}
+		r->has_order = false;
+		engine_advance(r);
+	}
+	else
+	{
+		/* the active stages start again; their votes stay in history */
+		for (int i = 0; i < r->nstages; i++)
+		{
+			StageRow   *s = &r->stages[i];
+
+			if (s->state != STAGE_ACTIVE)
+				continue;
+			s->round++;
+			engine_activate_stage(r, s);
+		}
+		engine_advance(r);
+	}
+	PG_RETURN_DATUM(request_done(r));
+}
+
+/* ---------- cancel, comment ---------- */
+
+PG_FUNCTION_INFO_V1(approval_cancel);
+Datum
+approval_cancel(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	const char *comment = arg_text(fcinfo, 1);
+	Req		   *r;
+	ApprovalJson j;
+	List	   *cancelled;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	id = PG_GETARG_INT64(0);
+
+	r = request_open_visible(id);
+	if (!streq(r->actor.id, r->requester) && !r->actor.is_admin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only the requester or an approval_admin may cancel request %lld", (long long) id),
+				 errhint("Reject it instead, if you are an approver.")));
+	if (!request_is_open(r->state))
+		request_require_pending(r);
+
+	cancelled = engine_close(r, REQUEST_CANCELLED, CALLBACK_CANCELLED);
+	aj_init(&j);
+	aj_str(&j, "comment", comment);
+	if (cancelled != NIL)
+		aj_list(&j, "cancelled_stages", cancelled);
+	request_event(r, "cancelled", aj_finish(&j), NULL, NIL);
+	PG_RETURN_DATUM(request_done(r));
+}
+
+PG_FUNCTION_INFO_V1(approval_comment);
+Datum
+approval_comment(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	const char *comment = arg_text(fcinfo, 1);
+	Req		   *r;
+	ApprovalJson j;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	id = PG_GETARG_INT64(0);
+	if (comment == NULL || comment[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a comment must not be empty")));
+
+	r = request_open_visible(id);
+	if (!request_is_open(r->state))
+		request_require_pending(r);		/* AP002: a closed request takes no more comments */
+	engine_record_note(r, NULL, NULL, "comment", comment);
+	aj_init(&j);
+	aj_str(&j, "comment", comment);
+	request_event(r, "commented", aj_finish(&j), NULL, NIL);
+	request_save(r);
+	approval_spi_finish();
+	PG_RETURN_VOID();
+}
+

@@ -1,0 +1,163 @@
+/*-------------------------------------------------------------------------
+ *
+ * engine.h
+ *	  The engine's internal interface: a request being worked on, its
+ *	  stages, their states, and the steps every change goes through.
+ *
+ * Every operation on a request takes the same path:
+ *
+ *	1. request_open(): lock the request row (FOR UPDATE) and read it with its
+ *	   stages (request.c);
+ *	2. decide who acts and what they may do (engine.c: eligibility);
+ *	3. change the Req in memory through the transitions of engine.c, which
+ *	   collect events;
+ *	4. request_save(): write what changed, the events, then call the
+ *	   callbacks (request.c).
+ *
+ * The row lock serializes everything that happens to one request, so
+ * concurrent votes are counted once and a request is decided once.  The
+ * SQL-callable operations are in decide.c (votes, changes, cancel, comment)
+ * and submit.c; whatever else changes a request (the timer) must take this
+ * path too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef APPROVAL_ENGINE_H
+#define APPROVAL_ENGINE_H
+
+#include "approval.h"
+
+#include "utils/builtins.h"
+
+/* States of a request: the labels of approval.request_state, in order */
+typedef enum RequestState
+{
+	REQUEST_PENDING,
+	REQUEST_CHANGES_REQUESTED,
+	REQUEST_APPROVED,
+	REQUEST_REJECTED,
+	REQUEST_EXPIRED,
+	REQUEST_CANCELLED,
+	REQUEST_STATE_COUNT
+} RequestState;
+
+/* States of a stage: the labels of approval.stage_state, in order */
+typedef enum StageState
+{
+	STAGE_WAITING,
+	STAGE_ACTIVE,
+	STAGE_APPROVED,
+	STAGE_REJECTED,
+	STAGE_SKIPPED,
+	STAGE_EXPIRED,
+	STAGE_CANCELLED,
+	STAGE_STATE_COUNT
+} StageState;
+
+extern const char *const request_state_names[REQUEST_STATE_COUNT];
+extern const char *const stage_state_names[STAGE_STATE_COUNT];
+
+static inline bool
+request_is_open(RequestState state)
+{
+	return state == REQUEST_PENDING || state == REQUEST_CHANGES_REQUESTED;
+}
+
+/* A stage of a request, as read from approval.request_stage */
+typedef struct StageRow
+{
+	char	   *stage;
+	int			idx;
+	int			order;
+	StageState	state;
+	List	   *targets;		/* C strings */
+	int			required;
+	int			approvals;
+	int			rejections;
+	int			reject_required;
+	int			round;
+	bool		dirty;
+	bool		activated_now;
+	bool		decided_now;
+	StageDef   *def;
+} StageRow;
+
+/* A request being worked on */
+typedef struct Req
+{
+	int64		id;
+	bool		is_new;
+	WorkflowDef *wf;
+	char	   *workflow;
+	char	   *requester;
+	RequestState state;
+	bool		has_order;
+	int			current_order;
+	Jsonb	   *payload;
+	bool		payload_changed;
+	Jsonb	   *vars;			/* condition variables, built when first needed */
+	char	   *title;
+	char	   *subject;
+	int			nstages;
+	StageRow   *stages;
+	bool		dirty;
+	bool		decided_now;
+	int			callbacks;		/* 1 << ApprovalCallback, to call at the end */
+	ApprovalActor actor;
+	List	   *sets;			/* ApprovalTargetSet *, built when first needed */
+	ApprovalEvents ev;
+} Req;
+
+/* Where the actor may vote: an active stage and the capacity to vote in */
+typedef struct Eligible
+{
+	StageRow   *stage;
+	ApprovalTargetSet *set;
+} Eligible;
+
+/* ---- request.c: load, lock and save ---- */
+
+extern Req *request_open(int64 id);
+extern Req *request_open_visible(int64 id);
+extern void request_require_visible(Req *r);
+extern void request_require_pending(Req *r);
+extern Jsonb *request_payload(Req *r);
+extern bool request_condition(Req *r, JsonPath *cond);
+extern List *request_sets(Req *r);
+extern void request_event(Req *r, const char *kind, Jsonb *data, const char *stage,
+						  List *targets);
+extern bool request_save(Req *r);
+extern Datum request_state_datum(RequestState state);
+extern Datum request_done(Req *r);
+
+/* ---- engine.c: the state machine ---- */
+
+extern List *engine_close(Req *r, RequestState state, ApprovalCallback callback);
+extern void engine_finish(Req *r, bool approved, const char *reason, const char *denial);
+extern void engine_activate_stage(Req *r, StageRow *s);
+extern void engine_advance(Req *r);
+extern Jsonb *engine_stage_data(StageRow *s);
+extern List *engine_open_for_vote(Req *r, const char *decision, const char *verb);
+extern bool engine_repeats_last_vote(Req *r, const char *decision);
+extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
+							   const char *reason, const char *comment);
+extern char *engine_approved_elsewhere(Req *r, StageRow *s, const char *voter);
+extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
+							   const char *decision, const char *comment);
+
+/* ---- small helpers ---- */
+
+static inline bool
+streq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+static inline Datum
+text_or_null(const char *s, char *null)
+{
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+#endif							/* APPROVAL_ENGINE_H */

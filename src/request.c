@@ -1,0 +1,396 @@
+/*-------------------------------------------------------------------------
+ *
+ * request.c
+ *	  Load, lock and save a request: the one path every change of a request
+ *	  takes (see engine.h).
+ *
+ * request_open() locks the request's row first and reads everything else
+ * after that, with a fresh snapshot per statement (spi_util.c), so what it
+ * reads is what the lock protects.  request_save() writes only what changed,
+ * then the events (one hash chain per request, event.c), then calls the
+ * callbacks, all in the caller's transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "engine.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/syscache.h"
+
+const char *const request_state_names[REQUEST_STATE_COUNT] = {
+	"pending", "changes_requested", "approved", "rejected", "expired", "cancelled"
+};
+
+const char *const stage_state_names[STAGE_STATE_COUNT] = {
+	"waiting", "active", "approved", "rejected", "skipped", "expired", "cancelled"
+};
+
+static int
+state_from_name(const char *const *names, int count, const char *name, const char *type)
+{
+	for (int i = 0; i < count; i++)
+		if (strcmp(names[i], name) == 0)
+			return i;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("unknown %s \"%s\"", type, name)));
+}
+
+static RequestState
+request_state_from_name(const char *name)
+{
+	return (RequestState) state_from_name(request_state_names, REQUEST_STATE_COUNT, name,
+										   "approval.request_state");
+}
+
+static StageState
+stage_state_from_name(const char *name)
+{
+	return (StageState) state_from_name(stage_state_names, STAGE_STATE_COUNT, name,
+										"approval.stage_state");
+}
+
+/* ---------- statements ---------- */
+
+static ApprovalPlan lock_request_plan = {
+	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash"
+	"  FROM approval.request WHERE id = $1 FOR UPDATE",
+	1, {INT8OID}
+};
+
+static ApprovalPlan load_payload_plan = {
+	"SELECT payload FROM approval.request WHERE id = $1",
+	1, {INT8OID}
+};
+
+static ApprovalPlan load_stages_plan = {
+	"SELECT stage, stage_idx, stage_order, state::text, targets, required, approvals,"
+	"  rejections, reject_required, round"
+	"  FROM approval.request_stage WHERE request_id = $1 ORDER BY stage_order, stage_idx",
+	1, {INT8OID}
+};
+
+#define INSERT_REQUEST \
+	"INSERT INTO approval.request (id, workflow_id, workflow, title, subject, payload, requester," \
+	"  state, current_order, decided_at, last_hash)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9," \
+	"  CASE WHEN $10 THEN pg_catalog.now() END, $11)"
+#define INSERT_REQUEST_TYPES \
+	{INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, \
+	BOOLOID, BYTEAOID}
+
+/* with a subject: another open request for it wins (idempotent submit) */
+static ApprovalPlan insert_request_plan = {
+	INSERT_REQUEST
+	" ON CONFLICT (workflow, subject)"
+	"  WHERE subject IS NOT NULL AND state IN ('pending', 'changes_requested') DO NOTHING"
+	" RETURNING id",
+	11, INSERT_REQUEST_TYPES
+};
+
+/* without a subject nothing can conflict */
+static ApprovalPlan insert_request_nosubject_plan = {
+	INSERT_REQUEST,
+	11, INSERT_REQUEST_TYPES
+};
+
+static ApprovalPlan save_request_plan = {
+	"UPDATE approval.request SET state = $2::approval.request_state, current_order = $3,"
+	"  payload = COALESCE($4, payload),"
+	"  decided_at = CASE WHEN $5 THEN pg_catalog.now() ELSE decided_at END,"
+	"  last_hash = $6, updated_at = pg_catalog.now()"
+	" WHERE id = $1",
+	6, {INT8OID, TEXTOID, INT4OID, JSONBOID, BOOLOID, BYTEAOID}
+};
+
+static ApprovalPlan insert_stage_plan = {
+	"INSERT INTO approval.request_stage (request_id, stage, stage_idx, stage_order, state,"
+	"  targets, required, reject_required, activated_at, decided_at)"
+	" VALUES ($1, $2, $3, $4, $5::approval.stage_state, $6, $7, $8,"
+	"  CASE WHEN $9 THEN pg_catalog.now() END, CASE WHEN $10 THEN pg_catalog.now() END)",
+	10, {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID,
+	BOOLOID, BOOLOID}
+};
+
+static ApprovalPlan save_stage_plan = {
+	"UPDATE approval.request_stage SET state = $3::approval.stage_state, targets = $4,"
+	"  required = $5, approvals = $6, rejections = $7, round = $8,"
+	"  activated_at = CASE WHEN $9 THEN pg_catalog.now() ELSE activated_at END,"
+	"  decided_at = CASE WHEN $10 THEN pg_catalog.now()"
+	"                    WHEN $3 IN ('waiting', 'active') THEN NULL ELSE decided_at END"
+	" WHERE request_id = $1 AND stage = $2",
+	10, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
+	BOOLOID, BOOLOID}
+};
+
+/* The approval.request_state value of a state */
+Datum
+request_state_datum(RequestState state)
+{
+	Oid			nsp = get_namespace_oid("approval", false);
+	Oid			typoid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										 CStringGetDatum("request_state"),
+										 ObjectIdGetDatum(nsp));
+
+	return DirectFunctionCall2(enum_in, CStringGetDatum(request_state_names[state]),
+							   ObjectIdGetDatum(typoid));
+}
+
+/* The payload, read when first needed */
+Jsonb *
+request_payload(Req *r)
+{
+	if (r->payload == NULL)
+	{
+		Datum		arg = Int64GetDatum(r->id);
+		bool		isnull;
+
+		approval_exec(&load_payload_plan, &arg, NULL, false, 1);
+		r->payload = DatumGetJsonbP(approval_copy_datum(0, 1, &isnull));
+	}
+	return r->payload;
+}
+
+/* Does a condition hold for the request (true when there is none)? */
+bool
+request_condition(Req *r, JsonPath *cond)
+{
+	if (cond == NULL)
+		return true;
+	if (r->vars == NULL)
+		r->vars = approval_make_vars(approval_requester_json(r->requester), r->workflow);
+	return approval_condition_holds(cond, request_payload(r), r->vars);
+}
+
+/* The actor's capacities for this request's workflow */
+List *
+request_sets(Req *r)
+{
+	if (r->sets == NIL)
+		r->sets = approval_actor_target_sets(&r->actor, r->workflow);
+	return r->sets;
+}
+
+/* ---------- loading ---------- */
+
+/*
+ * Lock a request and read it with its stages.  AP001 if there is none.
+ */
+Req *
+request_open(int64 id)
+{
+	Req		   *r = palloc0(sizeof(Req));
+	Datum		arg = Int64GetDatum(id);
+	bool		isnull;
+	bytea	   *last_hash;
+	Datum		d;
+	int			n;
+	int32		wfid;
+
+	approval_get_actor(&r->actor);
+
+	if (approval_exec(&lock_request_plan, &arg, NULL, false, 1) != 1)
+		approval_not_found(id);
+	r->id = id;
+	wfid = approval_getint32(0, 1);
+	r->workflow = approval_gettext(0, 2);
+	r->requester = approval_gettext(0, 3);
+	r->state = request_state_from_name(approval_gettext(0, 4));
+	d = approval_getdatum(0, 5, &isnull);
+	r->has_order = !isnull;
+	r->current_order = isnull ? 0 : DatumGetInt32(d);
+	d = approval_copy_datum(0, 6, &isnull);
+	last_hash = isnull ? NULL : DatumGetByteaP(d);
+	approval_events_init(&r->ev, id, r->workflow, last_hash);
+	/* (this runs statements of its own: read the row above first) */
+	r->wf = approval_workflow_get(wfid);
+
+	n = approval_exec(&load_stages_plan, &arg, NULL, false, 0);
+	r->nstages = n;
+	r->stages = palloc0(sizeof(StageRow) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		StageRow   *s = &r->stages[i];
+
+		s->stage = approval_gettext(i, 1);
+		s->idx = approval_getint32(i, 2);
+		s->order = approval_getint32(i, 3);
+		s->state = stage_state_from_name(approval_gettext(i, 4));
+		s->targets = approval_array_to_list(DatumGetArrayTypeP(approval_getdatum(i, 5, &isnull)));
+		s->required = approval_getint32(i, 6);
+		s->approvals = approval_getint32(i, 7);
+		s->rejections = approval_getint32(i, 8);
+		s->reject_required = approval_getint32(i, 9);
+		s->round = approval_getint32(i, 10);
+		s->def = (s->idx < r->wf->nstages) ? &r->wf->stages[s->idx] : NULL;
+	}
+	return r;
+}
+
+/* AP001 unless the actor may see the request (visibility.c has the rule) */
+void
+request_require_visible(Req *r)
+{
+	if (!approval_request_visible(&r->actor, request_sets(r), r->id))
+		approval_not_found(r->id);
+}
+
+/* AP002 (or AP001) unless the request is pending */
+void
+request_require_pending(Req *r)
+{
+	if (r->state == REQUEST_PENDING)
+		return;
+	request_require_visible(r);
+	if (r->state == REQUEST_CHANGES_REQUESTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_REQUEST_CLOSED),
+				 errmsg("request %lld is waiting for changes", (long long) r->id),
+				 errdetail("Changes were requested; nothing can be decided until the requester resubmits."),
+				 errhint("The requester calls approval.resubmit(%lld, ...).", (long long) r->id)));
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_REQUEST_CLOSED),
+			 errmsg("request %lld is closed", (long long) r->id),
+			 errdetail("Its state is %s.", request_state_names[r->state]),
+			 errhint("Submit a new request to ask again.")));
+}
+
+/* Connect, lock the request and check that the actor may see it */
+Req *
+request_open_visible(int64 id)
+{
+	Req		   *r;
+
+	approval_spi_connect();
+	r = request_open(id);
+	request_require_visible(r);
+	return r;
+}
+
+/* ---------- writing ---------- */
+
+static void
+save_stage(Req *r, StageRow *s)
+{
+	Datum		v[10];
+	char		n[10];
+
+	memset(n, ' ', sizeof(n));
+	v[0] = Int64GetDatum(r->id);
+	v[1] = CStringGetTextDatum(s->stage);
+	v[2] = CStringGetTextDatum(stage_state_names[s->state]);
+	v[3] = PointerGetDatum(approval_text_array(s->targets));
+	v[4] = Int32GetDatum(s->required);
+	if (r->is_new)
+	{
+		v[5] = Int32GetDatum(s->reject_required);
+		v[6] = BoolGetDatum(s->activated_now);
+		v[7] = BoolGetDatum(s->decided_now);
+		{
+			Datum		iv[10];
+
+			iv[0] = v[0];
+			iv[1] = v[1];
+			iv[2] = Int32GetDatum(s->idx);
+			iv[3] = Int32GetDatum(s->order);
+			iv[4] = v[2];
+			iv[5] = v[3];
+			iv[6] = v[4];
+			iv[7] = v[5];
+			iv[8] = v[6];
+			iv[9] = v[7];
+			approval_exec(&insert_stage_plan, iv, n, false, 0);
+		}
+		return;
+	}
+	v[5] = Int32GetDatum(s->approvals);
+	v[6] = Int32GetDatum(s->rejections);
+	v[7] = Int32GetDatum(s->round);
+	v[8] = BoolGetDatum(s->activated_now);
+	v[9] = BoolGetDatum(s->decided_now);
+	approval_exec(&save_stage_plan, v, n, false, 0);
+}
+
+/*
+ * Write everything that changed: the request row (with the new head of its
+ * event chain), the stages, the events; then the callbacks.  Returns false
+ * for a new request whose (workflow, subject) another open request took
+ * first: then nothing was written.
+ */
+bool
+request_save(Req *r)
+{
+	bytea	   *head;
+	bool		have_events;
+	char		n[11];
+	Datum		v[11];
+
+	memset(n, ' ', sizeof(n));
+	have_events = r->ev.pending != NIL;
+	head = approval_events_seal(&r->ev);
+
+	if (r->is_new)
+	{
+		v[0] = Int64GetDatum(r->id);
+		v[1] = Int32GetDatum(r->wf->id);
+		v[2] = CStringGetTextDatum(r->workflow);
+		v[3] = text_or_null(r->title, &n[3]);
+		v[4] = text_or_null(r->subject, &n[4]);
+		v[5] = JsonbPGetDatum(r->payload);
+		v[6] = CStringGetTextDatum(r->requester);
+		v[7] = CStringGetTextDatum(request_state_names[r->state]);
+		v[8] = Int32GetDatum(r->current_order);
+		n[8] = r->has_order ? ' ' : 'n';
+		v[9] = BoolGetDatum(r->decided_now);
+		v[10] = PointerGetDatum(head);
+		n[10] = head ? ' ' : 'n';
+		if (approval_exec(r->subject ? &insert_request_plan : &insert_request_nosubject_plan,
+						  v, n, false, 0) == 0)
+			return false;
+	}
+	else if (have_events || r->dirty)
+	{
+		v[0] = Int64GetDatum(r->id);
+		v[1] = CStringGetTextDatum(request_state_names[r->state]);
+		v[2] = Int32GetDatum(r->current_order);
+		n[2] = r->has_order ? ' ' : 'n';
+		v[3] = r->payload_changed ? JsonbPGetDatum(r->payload) : (Datum) 0;
+		n[3] = r->payload_changed ? ' ' : 'n';
+		v[4] = BoolGetDatum(r->decided_now);
+		v[5] = PointerGetDatum(head);
+		n[5] = head ? ' ' : 'n';
+		approval_exec(&save_request_plan, v, n, false, 0);
+	}
+
+	for (int i = 0; i < r->nstages; i++)
+		if (r->is_new || r->stages[i].dirty)
+			save_stage(r, &r->stages[i]);
+
+	approval_events_write(&r->ev);
+
+	for (int c = 0; c < CALLBACK_COUNT; c++)
+		if (r->callbacks & (1 << c))
+			approval_run_callback(r->wf, (ApprovalCallback) c, r->id);
+	return true;
+}
+
+/* Add an event to the request's chain (written by request_save) */
+void
+request_event(Req *r, const char *kind, Jsonb *data, const char *stage, List *targets)
+{
+	approval_event_add(&r->ev, kind, r->actor.id, data, request_state_names[r->state],
+					   stage, targets);
+}
+
+/* Save the request, disconnect from SPI, and return its state as a Datum */
+Datum
+request_done(Req *r)
+{
+	Datum		result;
+
+	request_save(r);
+	result = request_state_datum(r->state);
+	approval_spi_finish();
+	return result;
+}
