@@ -214,7 +214,7 @@ SELECT state FROM approval.request WHERE id = :other;
 SET ROLE regress_dave;          -- the delegate
 SELECT approval.revoke_delegation(:bob_dave);
 RESET ROLE;
-SET ROLE regress_alice;         -- a bystander
+SET ROLE regress_alice;         -- a bystander: it does not exist for her
 SELECT approval.revoke_delegation(:bob_dave);
 RESET ROLE;
 SET ROLE regress_bob;

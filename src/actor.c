@@ -598,7 +598,7 @@ static ApprovalPlan insert_delegation_plan = {
 };
 
 static ApprovalPlan lock_delegation_plan = {
-	"SELECT delegator, revoked_at IS NOT NULL FROM approval.delegation WHERE id = $1 FOR UPDATE",
+	"SELECT delegator, revoked_at IS NOT NULL, delegate FROM approval.delegation WHERE id = $1 FOR UPDATE",
 	1, {INT8OID}
 };
 
@@ -688,10 +688,14 @@ approval_revoke_delegation(PG_FUNCTION_ARGS)
 
 	approval_spi_connect();
 	approval_get_actor(&actor);
-	if (approval_exec(&lock_delegation_plan, &arg, NULL, false, 1) == 0)
+	/* a delegation the caller may not see (DESIGN §8) does not exist for them */
+	if (approval_exec(&lock_delegation_plan, &arg, NULL, false, 1) == 0 ||
+		(!actor.is_admin && strcmp(approval_gettext(0, 1), actor.id) != 0 &&
+		 strcmp(approval_gettext(0, 3), actor.id) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("delegation %lld does not exist", (long long) PG_GETARG_INT64(0))));
+				 errmsg("delegation %lld does not exist", (long long) PG_GETARG_INT64(0)),
+				 errhint("SELECT * FROM approval.delegation lists the delegations you made or were given.")));
 	delegator = approval_gettext(0, 1);
 	if (strcmp(delegator, actor.id) != 0 && !actor.is_admin)
 		ereport(ERROR,

@@ -77,10 +77,12 @@ _PG_init(void)
 	DefineCustomBoolVariable("approval.notify",
 							 "Send every event with pg_notify as well as writing it to the log.",
 							 "Turn off where listeners read approval.events_after() instead: "
-							 "a notifying transaction takes a global lock at commit.",
+							 "a notifying transaction takes a global lock at commit.  "
+							 "Superuser-set (ALTER DATABASE/ROLE ... SET), so no user can "
+							 "silence the notifications of their own requests.",
 							 &approval_notify,
 							 true,
-							 PGC_USERSET,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 
@@ -89,7 +91,7 @@ _PG_init(void)
 							   NULL,
 							   &approval_notify_channel,
 							   "approval",
-							   PGC_USERSET,
+							   PGC_SUSET,
 							   0,
 							   check_notify_channel, NULL, NULL);
 

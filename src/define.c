@@ -14,6 +14,7 @@
  */
 #include "approval.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -566,7 +567,13 @@ Datum
 approval_define_workflow(PG_FUNCTION_ARGS)
 {
 	Jsonb	   *doc = PG_GETARG_JSONB_P(0);
-	char	   *search_path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	/*
+	 * The 0.1.0 SQL declaration has no search_path argument: between
+	 * installing this library and ALTER EXTENSION UPDATE, resolve callbacks
+	 * with the pinned path, as 0.1.0 did (they had to be qualified).
+	 */
+	char	   *search_path = PG_NARGS() > 1 ? text_to_cstring(PG_GETARG_TEXT_PP(1))
+		: pstrdup(namespace_search_path);
 	WorkflowDef *wf;
 	int32		id;
 
