@@ -11,6 +11,102 @@
 -- pg_catalog implicitly first); nothing here relies on the path.
 
 -- ---------------------------------------------------------------------------
+-- The schema.  CREATE EXTENSION makes schema approval when it is missing and
+-- otherwise installs into the one there is.  One that someone made first
+-- would let them keep or add objects beside ours (a function or operator
+-- that the names below, or a caller's, resolve to), so it is refused unless
+-- it is empty, owned by a superuser and lets no one else create in it.  An
+-- empty schema of a superuser (a pg_dump restore makes one before CREATE
+-- EXTENSION; DROP EXTENSION leaves one) is fine.  Nothing is created before
+-- this check, and it names every operator and function with its schema, as
+-- it runs before the schema is known to be clean.  Install only: an upgrade
+-- runs in the schema this check passed.
+-- ---------------------------------------------------------------------------
+DO $schema$
+DECLARE
+    nsp      oid;
+    owner    name;
+    super    boolean;
+    held     text;
+    creator  text;
+    hint     constant text := 'Look at what schema approval holds and drop it (DROP SCHEMA approval), '
+                              'or leave it empty, owned by a superuser, with CREATE granted to no one else; '
+                              'then run CREATE EXTENSION approval again.';
+BEGIN
+    SELECT n.oid, r.rolname, r.rolsuper INTO nsp, owner, super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'approval'::pg_catalog.name;
+    IF NOT super THEN
+        RAISE EXCEPTION 'schema "approval" already exists and is owned by role "%", which is not a superuser', owner
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'Its owner could change the extension''s objects, or add their own beside them.',
+                  HINT = hint;
+    END IF;
+
+    SELECT i.type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) i.identity INTO held
+      FROM (SELECT 1, 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM pg_catalog.pg_class
+             WHERE relnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 2, 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM pg_catalog.pg_proc
+             WHERE pronamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 3, 'pg_catalog.pg_type'::pg_catalog.regclass, oid FROM pg_catalog.pg_type
+             WHERE typnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 4, 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM pg_catalog.pg_operator
+             WHERE oprnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_opclass'::pg_catalog.regclass, oid FROM pg_catalog.pg_opclass
+             WHERE opcnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_opfamily'::pg_catalog.regclass, oid FROM pg_catalog.pg_opfamily
+             WHERE opfnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_collation'::pg_catalog.regclass, oid FROM pg_catalog.pg_collation
+             WHERE collnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_conversion'::pg_catalog.regclass, oid FROM pg_catalog.pg_conversion
+             WHERE connamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass, oid FROM pg_catalog.pg_statistic_ext
+             WHERE stxnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_ts_config'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_config
+             WHERE cfgnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_ts_dict'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_dict
+             WHERE dictnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_ts_parser'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_parser
+             WHERE prsnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 5, 'pg_catalog.pg_ts_template'::pg_catalog.regclass, oid FROM pg_catalog.pg_ts_template
+             WHERE tmplnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 6, 'pg_catalog.pg_extension'::pg_catalog.regclass, oid FROM pg_catalog.pg_extension
+             WHERE extnamespace OPERATOR(pg_catalog.=) nsp
+               AND extname OPERATOR(pg_catalog.<>) 'approval'::pg_catalog.name    -- this one
+            UNION ALL SELECT 6, 'pg_catalog.pg_default_acl'::pg_catalog.regclass, oid FROM pg_catalog.pg_default_acl
+             WHERE defaclnamespace OPERATOR(pg_catalog.=) nsp
+           ) o(rank, classid, objid),
+           LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
+     ORDER BY o.rank, o.objid
+     LIMIT 1;
+    IF held IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "approval" already exists and is not empty: it holds %', held
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'An object made before the extension would sit beside its objects as if it were one of them.',
+                  HINT = hint;
+    END IF;
+
+    SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                ELSE pg_catalog.format('role "%s"', r.rolname) END INTO creator
+      FROM pg_catalog.pg_namespace n
+     CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'::pg_catalog.text
+       AND (a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR NOT r.rolsuper)
+     ORDER BY r.rolname NULLS FIRST
+     LIMIT 1;
+    IF creator IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "approval" already exists and % may create objects in it', creator
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'Whoever may create in schema approval can add objects beside the extension''s.',
+                  HINT = hint;
+    END IF;
+END
+$schema$;
+
+-- ---------------------------------------------------------------------------
 -- Roles.  Created when missing; never dropped by DROP EXTENSION, since roles
 -- are cluster-wide and may hold grants elsewhere.
 -- ---------------------------------------------------------------------------
@@ -85,6 +181,12 @@ CREATE TRIGGER group_member_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
     FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
 CREATE TRIGGER delegation_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.delegation
     FOR EACH STATEMENT EXECUTE FUNCTION approval.identity_changed();
+-- also under session_replication_role = replica (a logical replication
+-- subscriber applying changes), or sessions would go on with stale identities
+ALTER TABLE approval.principal ENABLE ALWAYS TRIGGER principal_changed;
+ALTER TABLE approval.approver_group ENABLE ALWAYS TRIGGER approver_group_changed;
+ALTER TABLE approval.group_member ENABLE ALWAYS TRIGGER group_member_changed;
+ALTER TABLE approval.delegation ENABLE ALWAYS TRIGGER delegation_changed;
 
 -- ---------------------------------------------------------------------------
 -- Who is acting (DESIGN §2)
@@ -115,7 +217,7 @@ COMMENT ON FUNCTION approval.my_target_sets() IS 'Each capacity the current acto
 CREATE TYPE approval.request_state AS ENUM
     ('pending', 'changes_requested', 'approved', 'rejected', 'expired', 'cancelled');
 CREATE TYPE approval.stage_state AS ENUM
-    ('waiting', 'active', 'approved', 'rejected', 'skipped', 'expired');
+    ('waiting', 'active', 'approved', 'rejected', 'skipped', 'expired', 'cancelled');
 
 CREATE TABLE approval.workflow (
     id                   integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -136,14 +238,27 @@ CREATE TABLE approval.workflow (
     escalate_every       interval,
     escalate_to          text,
     expires_after        interval,
-    on_approved          text,          -- regprocedure text, resolved at call
+    on_approved          text,          -- "schema.fn(bigint)", resolved at call
     on_rejected          text,
     definition           jsonb NOT NULL,
     enabled              boolean NOT NULL DEFAULT true,
     created_at           timestamptz NOT NULL DEFAULT now(),
     created_by           oid NOT NULL,  -- role callbacks run as
+    on_submitted         text,
+    on_cancelled         text,
+    on_expired           text,
+    search_path          text,          -- the definer's, callbacks run with it
     UNIQUE (name, version)
 );
+
+-- Sessions cache compiled definitions; define_workflow() tells them of a new
+-- version, and this trigger of any other change (a superuser's UPDATE).
+CREATE FUNCTION approval.workflow_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approval_workflow_changed';
+CREATE TRIGGER workflow_changed AFTER UPDATE OR DELETE OR TRUNCATE ON approval.workflow
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.workflow_changed();
+ALTER TABLE approval.workflow ENABLE ALWAYS TRIGGER workflow_changed;
 
 CREATE TABLE approval.workflow_stage (
     workflow_id     integer NOT NULL REFERENCES approval.workflow (id),
@@ -256,12 +371,20 @@ CREATE TRIGGER event_no_update_delete BEFORE UPDATE OR DELETE ON approval.event
     FOR EACH ROW EXECUTE FUNCTION approval.event_is_append_only();
 CREATE TRIGGER event_no_truncate BEFORE TRUNCATE ON approval.event
     FOR EACH STATEMENT EXECUTE FUNCTION approval.event_is_append_only();
+-- even under session_replication_role = replica, which skips ordinary triggers
+ALTER TABLE approval.event ENABLE ALWAYS TRIGGER event_no_update_delete;
+ALTER TABLE approval.event ENABLE ALWAYS TRIGGER event_no_truncate;
 
 -- ---------------------------------------------------------------------------
 -- Functions.  Every function that changes state is SECURITY DEFINER with a
 -- pinned search_path; the C behind it names every object with its schema.
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION approval.define_workflow(definition jsonb) RETURNS integer
+-- search_path: the definer's, with which callbacks are resolved now and run
+-- later.  The default is evaluated in the caller's query, before the switch
+-- to the pinned path below, so it is the caller's own.
+CREATE FUNCTION approval.define_workflow(definition jsonb,
+                                         search_path text DEFAULT pg_catalog.current_setting('search_path'))
+    RETURNS integer
     LANGUAGE c VOLATILE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'approval_define_workflow';
@@ -336,7 +459,8 @@ CREATE FUNCTION approval.route(payload jsonb, requester text DEFAULT NULL) RETUR
     AS 'MODULE_PATHNAME', 'approval_route_fn';
 
 CREATE FUNCTION approval.preview(workflow text, payload jsonb, requester text DEFAULT NULL)
-    RETURNS TABLE (stage_order integer, stage text, targets text[], required integer, runs boolean)
+    RETURNS TABLE (stage_order integer, stage text, targets text[], required integer, runs boolean,
+                   require_ack text)
     LANGUAGE c STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'approval_preview';
@@ -397,22 +521,41 @@ CREATE POLICY request_stage_visible ON approval.request_stage FOR SELECT USING (
 CREATE POLICY decision_visible ON approval.decision FOR SELECT USING (approval.can_see(request_id));
 CREATE POLICY event_visible ON approval.event FOR SELECT USING (approval.can_see(request_id));
 
+-- Delegations are seen by the delegator, the delegate and admins: an actor
+-- whose role has the privileges of approval_admin (for a gateway acting for
+-- someone, that principal's role, as for requests), or a calling role that
+-- has them when it acts for no one.
+ALTER TABLE approval.delegation ENABLE ROW LEVEL SECURITY;
+CREATE POLICY delegation_visible ON approval.delegation FOR SELECT USING (
+    delegator = (SELECT approval.current_actor())
+    OR delegate = (SELECT approval.current_actor())
+    OR CASE WHEN pg_catalog.current_setting('approval.actor', true) <> ''
+            THEN EXISTS (SELECT 1 FROM approval.principal p
+                           JOIN pg_catalog.pg_roles r ON r.rolname = p.pg_role
+                          WHERE p.id = (SELECT approval.current_actor())
+                            AND pg_catalog.pg_has_role(r.oid, 'approval_admin', 'USAGE'))
+            ELSE pg_catalog.pg_has_role('approval_admin', 'USAGE')
+       END);
+
 -- ---------------------------------------------------------------------------
 -- Views for people (DESIGN §8).  Each filters for the actor itself, so they
 -- need no security_invoker and work the same on every supported version.
+-- Those that filter are security_barrier views: a condition of the caller's
+-- (a cheap function, an expression that can raise) is evaluated only on the
+-- rows the view returns, unless it is leakproof.
 -- ---------------------------------------------------------------------------
 CREATE VIEW approval.workflows AS
 SELECT DISTINCT ON (w.name)
        w.id, w.name, w.version, w.description, w.priority, w.enabled, w.match,
        (SELECT count(*) FROM approval.workflow_stage s WHERE s.workflow_id = w.id)::integer AS stages,
-       w.created_at, w.definition
+       w.created_at, w.definition, w.require_ack
   FROM approval.workflow w
  ORDER BY w.name, w.version DESC;
 
 -- What I can act on now: an active stage where some capacity of mine (my
 -- own, or a delegator's for that workflow) answers for the stage and has not
 -- voted yet, and I have not voted at it myself.  The rules are the engine's.
-CREATE VIEW approval.my_pending AS
+CREATE VIEW approval.my_pending WITH (security_barrier) AS
 WITH me AS MATERIALIZED (
     SELECT approval.current_actor() AS actor
 ), sets AS MATERIALIZED (
@@ -434,20 +577,27 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, s.stage,
           AND NOT EXISTS (SELECT 1 FROM approval.decision d
                            WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
                              AND d.decision IN ('approve', 'reject')
-                             AND COALESCE(d.on_behalf_of, d.actor) = sets.principal))
+                             AND COALESCE(d.on_behalf_of, d.actor) = sets.principal)
+          -- distinct_approvers: not where this principal approved another stage
+          AND NOT (w.distinct_approvers AND EXISTS (
+                   SELECT 1 FROM approval.decision d
+                     JOIN approval.request_stage o
+                       ON o.request_id = d.request_id AND o.stage = d.stage AND o.round = d.round
+                    WHERE d.request_id = s.request_id AND d.stage <> s.stage AND d.decision = 'approve'
+                      AND COALESCE(d.on_behalf_of, d.actor) = sets.principal)))
    AND NOT EXISTS (SELECT 1 FROM approval.decision d
                     WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
                       AND d.decision IN ('approve', 'reject') AND d.actor = me.actor)
  ORDER BY r.created_at, r.id, s.stage_order, s.stage;
 
-CREATE VIEW approval.my_requests AS
+CREATE VIEW approval.my_requests WITH (security_barrier) AS
 SELECT r.id AS request_id, r.workflow, r.title, r.subject, r.state,
        r.created_at AS submitted_at, r.decided_at, r.due_at, r.sla_state
   FROM approval.request r
  WHERE r.requester = approval.current_actor()
  ORDER BY r.created_at DESC, r.id DESC;
 
-CREATE VIEW approval.request_status AS
+CREATE VIEW approval.request_status WITH (security_barrier) AS
 SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
        a.active_stages, a.votes, a.waiting_on, r.sla_state, r.due_at
   FROM approval.request r
@@ -459,7 +609,11 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
                   WHEN 'pending' THEN
                       (SELECT array_agg(DISTINCT t ORDER BY t)
                          FROM approval.request_stage s2, unnest(s2.targets) AS t
-                        WHERE s2.request_id = r.id AND s2.state = 'active')
+                        WHERE s2.request_id = r.id AND s2.state = 'active'
+                          -- an inactive principal is no approver
+                          AND (t NOT LIKE 'user:%' OR NOT EXISTS (
+                                   SELECT 1 FROM approval.principal p
+                                    WHERE p.id = substr(t, 6) AND NOT p.active)))
                   WHEN 'changes_requested' THEN ARRAY['user:' || r.requester]
              END AS waiting_on
         FROM approval.request_stage s
@@ -499,10 +653,13 @@ GRANT EXECUTE ON FUNCTION
     approval.route(jsonb, text), approval.preview(text, jsonb, text)
     TO approval_admin, approval_user, approval_gateway;
 GRANT EXECUTE ON FUNCTION
-    approval.define_workflow(jsonb), approval.disable_workflow(text), approval.enable_workflow(text),
-    approval.verify_audit(bigint), approval.ack(text, bigint),
+    approval.define_workflow(jsonb, text), approval.disable_workflow(text), approval.enable_workflow(text),
+    approval.ack(text, bigint),
     approval.simulate(jsonb, timestamptz)
     TO approval_admin;
+-- verify_audit runs as the caller: each checks the chains they can see
+GRANT EXECUTE ON FUNCTION approval.verify_audit(bigint)
+    TO approval_admin, approval_user, approval_gateway;
 GRANT EXECUTE ON FUNCTION approval.ack(text, bigint) TO approval_gateway;
 
 -- user data survives pg_dump
@@ -519,3 +676,8 @@ SELECT pg_catalog.pg_extension_config_dump('approval.event', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.event_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.subscriber', '');
+-- the identity columns' sequences too, or a restored database hands out ids
+-- from 1 again (pg_dump then writes their setval; test/t/003_dump_restore)
+SELECT pg_catalog.pg_extension_config_dump('approval.workflow_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('approval.decision_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('approval.delegation_id_seq', '');
