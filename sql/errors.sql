@@ -123,8 +123,11 @@ SET ROLE regress_carol;
 SELECT approval.approve(:rid);
 SELECT approval.reject(:rid);
 SELECT approval.request_changes(:rid, 'why?');
+-- nor a comment: the request is closed
+SELECT approval.comment(:rid, 'too late');
 RESET ROLE;
 SET ROLE regress_alice;
+SELECT approval.comment(:rid, 'too late');
 SELECT approval.cancel(:rid);
 SELECT approval.resubmit(:rid);
 RESET ROLE;
