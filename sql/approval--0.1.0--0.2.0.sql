@@ -183,3 +183,20 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
        WHERE s.request_id = r.id AND s.state = 'active' AND r.state = 'pending'
   ) a ON true
  WHERE approval.can_see(r.id);
+
+-- ---------------------------------------------------------------------------
+-- A 0.1.0 database restored from pg_dump got these sequences back at their
+-- start (they were not registered): move each past the highest id in use.
+-- ---------------------------------------------------------------------------
+SELECT pg_catalog.setval('approval.workflow_id_seq', x.m)
+  FROM (SELECT pg_catalog.max(id) AS m FROM approval.workflow) x, approval.workflow_id_seq s
+ WHERE x.m OPERATOR(pg_catalog.>) s.last_value
+    OR (x.m OPERATOR(pg_catalog.=) s.last_value AND NOT s.is_called);
+SELECT pg_catalog.setval('approval.decision_id_seq', x.m)
+  FROM (SELECT pg_catalog.max(id) AS m FROM approval.decision) x, approval.decision_id_seq s
+ WHERE x.m OPERATOR(pg_catalog.>) s.last_value
+    OR (x.m OPERATOR(pg_catalog.=) s.last_value AND NOT s.is_called);
+SELECT pg_catalog.setval('approval.delegation_id_seq', x.m)
+  FROM (SELECT pg_catalog.max(id) AS m FROM approval.delegation) x, approval.delegation_id_seq s
+ WHERE x.m OPERATOR(pg_catalog.>) s.last_value
+    OR (x.m OPERATOR(pg_catalog.=) s.last_value AND NOT s.is_called);

@@ -414,6 +414,27 @@ SKIP:
 		($nrequests + 1) . 'true', 'verify_audit() after the new decisions: every chain intact');
 }
 
+# --- a 0.1.0 database that was restored from its own pg_dump ---
+
+# 0.1.0 did not register the identity sequences of workflow, decision and
+# delegation for pg_dump, so a restored 0.1.0 database has them back at
+# their start; the update to 0.2.0 moves each past the highest id in use.
+$node->safe_psql('postgres', 'CREATE DATABASE restored010');
+$node->safe_psql('restored010', "CREATE EXTENSION approval VERSION '0.1.0'");
+load_frozen($node, 'restored010', '0.1.0');
+$node->safe_psql('restored010', q{
+	ALTER SEQUENCE approval.workflow_id_seq RESTART;
+	ALTER SEQUENCE approval.decision_id_seq RESTART;
+	ALTER SEQUENCE approval.delegation_id_seq RESTART;
+});
+$node->safe_psql('restored010', 'ALTER EXTENSION approval UPDATE');
+foreach my $t (qw(workflow decision delegation))
+{
+	is($node->safe_psql('restored010',
+			"SELECT nextval('approval.${t}_id_seq') > (SELECT max(id) FROM approval.$t)"),
+		't', "a restored 0.1.0 database: after the update approval.${t}_id_seq is past every id");
+}
+
 # --- the comparison sees what it must ---
 
 # A fresh install with one change of each kind the comparison promises to
