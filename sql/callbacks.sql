@@ -125,3 +125,41 @@ SET ROLE regress_bob;
 SELECT approval.approve(:cb4);
 RESET ROLE;
 SELECT event, ran_as, path FROM cb_app.granted WHERE request = :cb4;
+
+-- a caller's temporary table does not take the place of the definer's:
+-- pg_temp is searched last for a callback
+SET ROLE regress_alice;
+CREATE TEMP TABLE granted (request bigint, event text, ran_as name, path text);
+SELECT approval.submit('cb-flow', '{}', 'temp') AS cb5 \gset
+SELECT count(*) AS into_the_temp_table FROM pg_temp.granted;
+RESET ROLE;
+SELECT event, ran_as, path FROM cb_app.granted WHERE request = :cb5;
+
+-- "$user" in the definer's path is the definer, not the extension's owner
+SELECT current_user AS su \gset
+CREATE SCHEMA :"su";
+CREATE FUNCTION :"su".mine(request bigint) RETURNS void LANGUAGE sql AS 'SELECT';
+CREATE SCHEMA regress_admin AUTHORIZATION regress_admin;
+CREATE FUNCTION regress_admin.mine(request bigint) RETURNS void LANGUAGE sql AS 'SELECT';
+ALTER FUNCTION regress_admin.mine(bigint) OWNER TO regress_admin;
+SET ROLE regress_admin;
+SET search_path = "$user", public;
+SELECT approval.define_workflow('{"name": "cb-user", "on_submitted": "mine"}') AS cb_user \gset
+RESET search_path;
+RESET ROLE;
+SELECT on_submitted FROM approval.workflow WHERE id = :cb_user;
+DROP SCHEMA :"su" CASCADE;
+
+-- what a callback sets, even with a plain SET, stays in the callback
+CREATE FUNCTION cb_app.meddle(request bigint) RETURNS void LANGUAGE plpgsql
+    AS $$ BEGIN PERFORM set_config('search_path', 'meddled', false);
+                PERFORM set_config('work_mem', '77MB', false); END $$;
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "cb-meddle", "on_submitted": "cb_app.meddle"}') > 0 AS defined;
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT current_setting('search_path') AS path_before, current_setting('work_mem') AS work_mem_before \gset
+SELECT approval.submit('cb-meddle', '{}') > 0 AS submitted;
+SELECT current_setting('search_path') = :'path_before' AS path_kept,
+       current_setting('work_mem') = :'work_mem_before' AS work_mem_kept;
+RESET ROLE;

@@ -91,6 +91,11 @@ SELECT count(*) = :workflows_before AS nothing_written FROM approval.workflow;
 RESET ROLE;
 CREATE SCHEMA definition_app;
 CREATE FUNCTION definition_app.notify_done(request bigint) RETURNS void LANGUAGE sql AS 'SELECT';
+-- (callbacks are resolved as the definer, who must be able to use the schema)
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "definition-callback", "on_approved": "definition_app.notify_done"}');
+RESET ROLE;
+GRANT USAGE ON SCHEMA definition_app TO regress_admin;
 SET ROLE regress_admin;
 SELECT approval.define_workflow('{"name": "definition-callback", "on_approved": "definition_app.notify_done",
                                   "on_rejected": "definition_app.notify_done(bigint)"}') > 0 AS defined;

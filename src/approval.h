@@ -193,6 +193,8 @@ extern int32 approval_latest_version(const char *name, bool *enabled);
 extern bool approval_target_valid(const char *target);
 
 extern WorkflowDef *approval_parse_definition(Jsonb *doc, const char *search_path);
+extern void approval_definition_error(const char *path, const char *msg,
+									  const char *hint) pg_attribute_noreturn();
 
 /* ---- callback.c ---- */
 

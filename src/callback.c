@@ -7,9 +7,11 @@
  *
  * A callback runs as the role that defined the workflow, with the
  * search_path that was in effect when it was defined (stored with the
- * version), never the caller's and never the engine's pinned one: a function
- * written with unqualified names works, and no caller can steer what it
- * resolves.  The name is resolved with that same path at definition and
+ * version; pg_temp last unless it names pg_temp), never the caller's and
+ * never the engine's pinned one: a function written with unqualified names
+ * works, and no caller can steer what it resolves.  Whatever settings it
+ * changes are undone when it returns.  It acts for the caller's actor: an
+ * approval function it calls is the caller's call.  The name is resolved with that same path at definition and
  * stored schema-qualified with its argument type.  Nothing is cached: the
  * catalog look-ups are syscache hits, and the function or the definer's
  * rights may change between calls.
@@ -40,11 +42,19 @@ callback_error(const char *key, const char *msg) pg_attribute_noreturn();
 static void
 callback_error(const char *key, const char *msg)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_AP_INVALID_DEFINITION),
-			 errmsg("invalid workflow definition: %s %s", key, msg),
-			 errhint("A callback is a function taking one bigint (the request id), "
-					 "such as \"app.grant_license\" or \"grant_license(bigint)\".")));
+	approval_definition_error(key, msg,
+							  "A callback is a function taking one bigint (the request id), "
+							  "such as \"app.grant_license\" or \"grant_license(bigint)\".");
+}
+
+static bool
+may_execute(Oid fn, Oid role)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(ProcedureRelationId, fn, role, ACL_EXECUTE) == ACLCHECK_OK;
+#else
+	return pg_proc_aclcheck(fn, role, ACL_EXECUTE) == ACLCHECK_OK;
+#endif
 }
 
 /*
@@ -65,15 +75,55 @@ regprocedure_or_invalid(const char *signature)
 	return fc->isnull ? InvalidOid : DatumGetObjectId(result);
 }
 
-/* Run the statements that follow with this search_path; returns the GUC nest level */
-static int
-push_search_path(const char *search_path)
+/*
+ * Act as the definer, with the definer's search_path, until as_definer_end():
+ * "$user" is the definer, and pg_temp, unless the path names it, is
+ * searched last rather than first, so that no caller's temporary table or
+ * function takes the place of what the definer meant.
+ */
+typedef struct AsDefiner
 {
-	int			nest = NewGUCNestLevel();
+	Oid			save_user;
+	int			save_sec;
+	int			nest;
+} AsDefiner;
 
-	(void) set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION,
+static void
+as_definer_begin(AsDefiner *st, Oid definer, const char *search_path)
+{
+	const char *path = search_path;
+
+	if (strstr(search_path, "pg_temp") == NULL)
+		path = psprintf("%s%spg_temp", search_path, *search_path ? ", " : "");
+	GetUserIdAndSecContext(&st->save_user, &st->save_sec);
+	SetUserIdAndSecContext(definer, st->save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	st->nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	return nest;
+}
+
+/*
+ * Put back the caller's user and settings.  Whatever the definer's code set,
+ * even with a plain SET, is undone: none of it is the caller's.  On error,
+ * the (sub)transaction's abort does the same.
+ */
+static void
+as_definer_end(AsDefiner *st)
+{
+	AtEOXact_GUC(false, st->nest);
+	SetUserIdAndSecContext(st->save_user, st->save_sec);
+}
+
+/* Errors of a malformed name, which are the definition's fault (AP005) */
+static bool
+is_name_error(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_SYNTAX_ERROR ||
+		sqlerrcode == ERRCODE_INVALID_NAME ||
+		sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
+		sqlerrcode == ERRCODE_UNDEFINED_SCHEMA ||
+		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED ||
+		sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION;
 }
 
 /*
@@ -87,14 +137,15 @@ approval_check_callback(const char *name, const char *search_path, Oid definer,
 						const char *key)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	int			nest = push_search_path(search_path);
-	Oid			fn = InvalidOid;
-	bool		bad_name = false;
+	AsDefiner	st;
+	volatile Oid fn = InvalidOid;
+	volatile bool bad_name = false;
+	volatile bool no_usage = false;
 	HeapTuple	tp;
 	Form_pg_proc proc;
-	AclResult	aclresult;
 	char	   *sig;
 
+	as_definer_begin(&st, definer, search_path);
 	PG_TRY();
 	{
 		if (strchr(name, '(') != NULL)
@@ -116,21 +167,34 @@ approval_check_callback(const char *name, const char *search_path, Oid definer,
 	}
 	PG_CATCH();
 	{
-		/* a malformed name: the transaction is aborted right after */
+		ErrorData  *edata;
+
+		/*
+		 * A malformed name is the definition's error; anything else (a
+		 * cancel, running out of memory) goes on as it is.  The
+		 * transaction is aborted right after either way.
+		 */
 		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+			no_usage = true;	/* a schema the definer may not use */
+		else if (!is_name_error(edata->sqlerrcode))
+			PG_RE_THROW();
 		FlushErrorState();
-		bad_name = true;
+		bad_name = !no_usage;
 	}
 	PG_END_TRY();
-	AtEOXact_GUC(true, nest);
+	as_definer_end(&st);
 
 	if (bad_name)
 		callback_error(key, psprintf("\"%s\" is not a function name (write function or schema.function)",
 									 name));
+	if (no_usage)
+		callback_error(key, psprintf("names %s, in a schema that role \"%s\" may not use", name,
+									 GetUserNameFromId(definer, false)));
 	if (!OidIsValid(fn))
-		callback_error(key, psprintf("names no function: %s%s does not exist%s", name,
-									 strchr(name, '(') ? "" : "(bigint)",
-									 psprintf(" (search_path: %s)", search_path)));
+		callback_error(key, psprintf("names no function: %s%s does not exist (search_path: %s)", name,
+									 strchr(name, '(') ? "" : "(bigint)", search_path));
 
 	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
 	if (!HeapTupleIsValid(tp))
@@ -149,12 +213,7 @@ approval_check_callback(const char *name, const char *search_path, Oid definer,
 		callback_error(key, psprintf("must not return a set, and %s does", sig));
 	ReleaseSysCache(tp);
 
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ProcedureRelationId, fn, definer, ACL_EXECUTE);
-#else
-	aclresult = pg_proc_aclcheck(fn, definer, ACL_EXECUTE);
-#endif
-	if (aclresult != ACLCHECK_OK)
+	if (!may_execute(fn, definer))
 		callback_error(key, psprintf("names %s, which role \"%s\" may not execute", sig,
 									 GetUserNameFromId(definer, false)));
 	return fn;
@@ -171,10 +230,7 @@ approval_run_callback(const WorkflowDef *wf, ApprovalCallback which, int64 reque
 	const char *key = approval_callback_keys[which];
 	Oid			fn;
 	FmgrInfo	flinfo;
-	Oid			save_user;
-	int			save_sec;
-	int			nest;
-	AclResult	aclresult;
+	AsDefiner	st;
 
 	LOCAL_FCINFO(fc, 1);
 
@@ -199,12 +255,7 @@ approval_run_callback(const WorkflowDef *wf, ApprovalCallback which, int64 reque
 				 errmsg("%s callback %s of workflow \"%s\" does not exist", key, signature, wf->name),
 				 errhint("Create the function again, or define a new version of the workflow.")));
 
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ProcedureRelationId, fn, wf->created_by, ACL_EXECUTE);
-#else
-	aclresult = pg_proc_aclcheck(fn, wf->created_by, ACL_EXECUTE);
-#endif
-	if (aclresult != ACLCHECK_OK)
+	if (!may_execute(fn, wf->created_by))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("role \"%s\", which defined workflow \"%s\", may not execute its %s callback %s",
@@ -212,18 +263,11 @@ approval_run_callback(const WorkflowDef *wf, ApprovalCallback which, int64 reque
 				 errhint("GRANT EXECUTE ON FUNCTION %s TO %s.", signature,
 						 quote_identifier(GetUserNameFromId(wf->created_by, false)))));
 
-	/*
-	 * As the definer, with the definer's search_path.  On error the
-	 * transaction (or subtransaction) abort puts both back.
-	 */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(wf->created_by, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	nest = push_search_path(wf->search_path ? wf->search_path : "\"$user\", public");
+	as_definer_begin(&st, wf->created_by, wf->search_path ? wf->search_path : "\"$user\", public");
 	fmgr_info(fn, &flinfo);
 	InitFunctionCallInfoData(*fc, &flinfo, 1, InvalidOid, NULL, NULL);
 	fc->args[0].value = Int64GetDatum(request_id);
 	fc->args[0].isnull = false;
 	(void) FunctionCallInvoke(fc);
-	AtEOXact_GUC(true, nest);
-	SetUserIdAndSecContext(save_user, save_sec);
+	as_definer_end(&st);
 }

@@ -24,16 +24,26 @@
 
 /* ---------- errors ---------- */
 
+/*
+ * AP005 naming the offending key: "invalid workflow definition: <path>
+ * <msg>", with a hint (NULL: where the keys are described).
+ */
+void
+approval_definition_error(const char *path, const char *msg, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_INVALID_DEFINITION),
+			 errmsg("invalid workflow definition: %s%s%s", path, *path ? " " : "", msg),
+			 errhint("%s", hint ? hint : "See \"Workflow definitions\" in doc/approval.md for every key.")));
+}
+
 static void
 def_error(const char *path, const char *msg) pg_attribute_noreturn();
 
 static void
 def_error(const char *path, const char *msg)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_AP_INVALID_DEFINITION),
-			 errmsg("invalid workflow definition: %s%s%s", path, *path ? " " : "", msg),
-			 errhint("See \"Workflow definitions\" in doc/approval.md for every key.")));
+	approval_definition_error(path, msg, NULL);
 }
 
 /* ---------- reading jsonb ---------- */
