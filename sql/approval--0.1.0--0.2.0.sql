@@ -148,13 +148,15 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, s.stage,
                            WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
                              AND d.decision IN ('approve', 'reject')
                              AND COALESCE(d.on_behalf_of, d.actor) = sets.principal)
-          -- distinct_approvers: not where this principal approved another stage
+          -- distinct_approvers: not where an approval of another stage
+          -- involved this principal or me, counted or casting
           AND NOT (w.distinct_approvers AND EXISTS (
                    SELECT 1 FROM approval.decision d
                      JOIN approval.request_stage o
                        ON o.request_id = d.request_id AND o.stage = d.stage AND o.round = d.round
                     WHERE d.request_id = s.request_id AND d.stage <> s.stage AND d.decision = 'approve'
-                      AND COALESCE(d.on_behalf_of, d.actor) = sets.principal)))
+                      AND (COALESCE(d.on_behalf_of, d.actor) IN (sets.principal, me.actor)
+                           OR d.actor IN (sets.principal, me.actor)))))
    AND NOT EXISTS (SELECT 1 FROM approval.decision d
                     WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
                       AND d.decision IN ('approve', 'reject') AND d.actor = me.actor)

@@ -116,10 +116,12 @@ REVOKE USAGE ON SCHEMA cb_app FROM regress_cb_definer;
 REVOKE approval_admin FROM regress_cb_definer;
 DROP ROLE regress_cb_definer;
 SET ROLE regress_bob;
+\set VERBOSITY terse
 SELECT approval.approve(:cb4) AS orphan_state;
+\set VERBOSITY default
 RESET ROLE;
 SELECT state FROM approval.request WHERE id = :cb4;
--- the way out the hint gives
+-- the way out the hint gives (UPDATE approval.workflow SET created_by = ...)
 UPDATE approval.workflow SET created_by = 'regress_admin'::regrole WHERE id = :orphan_wf;
 SET ROLE regress_bob;
 SELECT approval.approve(:cb4);

@@ -99,6 +99,8 @@ RESET ROLE;
 SELECT pg_temp.mark() \gset
 SET ROLE regress_dave;
 SELECT approval.reject(:rid, 'changed_mind');
+-- asking for changes after one's own approval contradicts it too
+SELECT approval.request_changes(:rid, 'on second thought');
 RESET ROLE;
 SELECT pg_temp.unchanged();
 SET ROLE regress_erin;
@@ -382,6 +384,26 @@ SELECT pg_temp.unchanged();
 SET ROLE regress_alice;
 SELECT approval.submit('errors-ok-targets', '{}') > 0 AS submitted;
 RESET ROLE;
+-- an inactive principal is no approver: as a user target or as the
+-- manager, the stage could never be decided
+UPDATE approval.principal SET active = false WHERE id = 'carol';
+SELECT pg_temp.mark() \gset
+SET ROLE regress_alice;
+SELECT approval.submit('errors-ok-targets', '{}');      -- user:carol
+RESET ROLE;
+SET ROLE regress_bob;                                    -- bob's manager is carol
+SELECT approval.submit('errors-ok-targets', '{}');
+RESET ROLE;
+SELECT pg_temp.unchanged();
+\set VERBOSITY terse
+SET ROLE regress_alice;
+SELECT approval.submit('errors-ok-targets', '{}');
+RESET ROLE;
+SET ROLE regress_bob;
+SELECT approval.submit('errors-ok-targets', '{}');
+RESET ROLE;
+\set VERBOSITY sqlstate
+UPDATE approval.principal SET active = true WHERE id = 'carol';
 
 --
 -- a failure after part of the work was done undoes all of it

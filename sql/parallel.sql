@@ -115,3 +115,30 @@ RESET ROLE;
 SET ROLE regress_dave;
 SELECT approval.approve(:rid);
 RESET ROLE;
+
+-- distinct_approvers counts people, not capacities: carol approves "a" in her
+-- own name and answers for "b" as dave's delegate; she may not approve "b"
+-- too, in one call (parallel) or in two
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "parallel-distinct-delegated", "distinct_approvers": true,
+    "stages": [{"name": "a", "approvers": ["user:carol"], "order": 0},
+               {"name": "b", "approvers": ["user:dave"], "order": 0}]}') > 0 AS defined;
+RESET ROLE;
+SET ROLE regress_dave;
+SELECT approval.delegate('carol') AS dave_to_carol \gset
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.submit('parallel-distinct-delegated', '{}', 'two hats') AS rid \gset
+RESET ROLE;
+SET ROLE regress_carol;
+SELECT stage FROM approval.my_pending WHERE request_id = :rid ORDER BY stage;
+SELECT approval.approve(:rid);
+SELECT stage FROM approval.my_pending WHERE request_id = :rid;
+SELECT approval.approve(:rid);
+RESET ROLE;
+SELECT stage, state, approvals FROM approval.request_stage WHERE request_id = :rid ORDER BY stage_idx;
+-- dave himself took part in no approval: he may approve "b"
+SET ROLE regress_dave;
+SELECT approval.revoke_delegation(:dave_to_carol);
+SELECT approval.approve(:rid);
+RESET ROLE;

@@ -102,6 +102,11 @@ SELECT r.state, s.state AS stage_state, r.decided_at IS NOT NULL AS decided
   FROM approval.request r JOIN approval.request_stage s ON s.request_id = r.id WHERE r.id = :rid;
 
 -- an inactive principal is no approver: not counted by "all", not waited on
+SELECT approval.define_workflow('{"name": "quorum-erin",
+    "stages": [{"name": "erin", "approvers": ["user:erin", "user:dave"]}]}') > 0 AS defined;
+SET ROLE regress_alice;
+SELECT approval.submit('quorum-erin', '{}', 'erin or dave') AS rid2 \gset
+RESET ROLE;
 UPDATE approval.principal SET active = false WHERE id = 'erin';
 SET ROLE regress_alice;
 SELECT approval.submit('quorum-all', '{}', 'erin is away') AS rid \gset
@@ -109,11 +114,6 @@ RESET ROLE;
 SELECT required FROM approval.request_stage WHERE request_id = :rid;
 SET ROLE regress_alice;
 SELECT waiting_on FROM approval.request_status WHERE request_id = :rid;
-RESET ROLE;
-SELECT approval.define_workflow('{"name": "quorum-erin",
-    "stages": [{"name": "erin", "approvers": ["user:erin", "user:dave"]}]}') > 0 AS defined;
-SET ROLE regress_alice;
-SELECT approval.submit('quorum-erin', '{}', 'erin or dave') AS rid2 \gset
 SELECT waiting_on FROM approval.request_status WHERE request_id = :rid2;
 RESET ROLE;
 -- and cannot act (AP012)

@@ -117,6 +117,7 @@ approval_request_changes(PG_FUNCTION_ARGS)
 	if (eligible == NIL)
 		PG_RETURN_DATUM(request_done(r));	/* a retry: changes were requested */
 	e = linitial(eligible);
+	engine_require_no_vote(r, e, "request for changes");
 
 	engine_record_note(r, e->stage, e->set->delegated ? e->set->principal : NULL, "request_changes", comment);
 	r->state = REQUEST_CHANGES_REQUESTED;

@@ -36,14 +36,19 @@ static ApprovalPlan existing_vote_plan = {
 	4, {INT8OID, TEXTOID, INT4OID, TEXTOID}
 };
 
+/*
+ * An approval at another stage (in its current round) that involved the
+ * principal counted ($3) or the person acting ($4), either as the one
+ * counted or as the one who cast it.
+ */
 static ApprovalPlan other_stage_approval_plan = {
 	"SELECT d.stage FROM approval.decision d"
 	"  JOIN approval.request_stage s"
 	"    ON s.request_id = d.request_id AND s.stage = d.stage AND s.round = d.round"
 	" WHERE d.request_id = $1 AND d.stage <> $2 AND d.decision = 'approve'"
-	"   AND COALESCE(d.on_behalf_of, d.actor) = $3"
+	"   AND (COALESCE(d.on_behalf_of, d.actor) IN ($3, $4) OR d.actor IN ($3, $4))"
 	" LIMIT 1",
-	3, {INT8OID, TEXTOID, TEXTOID}
+	4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
 };
 
 static bool
@@ -416,7 +421,9 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 		q[1] = v[1];
 		q[2] = v[8];
 		q[3] = CStringGetTextDatum(voter);
-		approval_exec(&existing_vote_plan, q, NULL, false, 1);
+		if (approval_exec(&existing_vote_plan, q, NULL, false, 1) != 1)
+			elog(ERROR, "the vote of %s at stage \"%s\" of request %lld conflicted but cannot be found",
+				 voter, s->stage, (long long) r->id);
 		before = approval_gettext(0, 1);
 		if (strcmp(before, decision) == 0)
 			return false;
@@ -469,20 +476,49 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 	return true;
 }
 
-/* distinct_approvers: has this principal approved another stage? */
+/*
+ * distinct_approvers: one person approves at most one stage.  The stage
+ * another approval of this request, in the current round of its stage,
+ * involved the voter (the principal counted) or the acting person, or NULL.
+ */
 char *
 engine_approved_elsewhere(Req *r, StageRow *s, const char *voter)
 {
-	Datum		args[3];
+	Datum		args[4];
 
 	args[0] = Int64GetDatum(r->id);
 	args[1] = CStringGetTextDatum(s->stage);
 	args[2] = CStringGetTextDatum(voter);
+	args[3] = CStringGetTextDatum(r->actor.id);
 	if (approval_exec(&other_stage_approval_plan, args, NULL, false, 1) == 1)
 		return approval_gettext(0, 1);
 	return NULL;
 }
 
+/*
+ * AP004 when the capacity already voted (approve or reject) at the stage in
+ * this round: asking for changes after one's own vote contradicts it.
+ */
+void
+engine_require_no_vote(Req *r, Eligible *e, const char *decision)
+{
+	Datum		q[4];
+	char	   *before;
+
+	q[0] = Int64GetDatum(r->id);
+	q[1] = CStringGetTextDatum(e->stage->stage);
+	q[2] = Int32GetDatum(e->stage->round);
+	q[3] = CStringGetTextDatum(e->set->principal);
+	if (approval_exec(&existing_vote_plan, q, NULL, false, 1) == 0)
+		return;
+	before = approval_gettext(0, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_AP_ALREADY_DECIDED),
+			 errmsg("%s already voted %s at stage \"%s\" of request %lld",
+					e->set->principal, before, e->stage->stage, (long long) r->id),
+			 errdetail("A %s contradicts it; a vote cannot be changed.", decision),
+			 errhint("Add a comment with approval.comment() to explain a change of mind.")));
+}
 
 static ApprovalPlan insert_note_plan = {
 	"INSERT INTO approval.decision (request_id, stage, actor, on_behalf_of, decision, comment, round)"

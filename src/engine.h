@@ -142,6 +142,7 @@ extern bool engine_repeats_last_vote(Req *r, const char *decision);
 extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
 							   const char *reason, const char *comment);
 extern char *engine_approved_elsewhere(Req *r, StageRow *s, const char *voter);
+extern void engine_require_no_vote(Req *r, Eligible *e, const char *decision);
 extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 							   const char *decision, const char *comment);
 

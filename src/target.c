@@ -2,7 +2,8 @@
  *
  * target.c
  *	  Approver targets: resolving a stage's targets for a requester (as
- *	  submit does: "manager" becomes user:<id>, anything unknown is AP011),
+ *	  submit does: "manager" becomes user:<id>, anything unknown and any
+ *	  inactive person is AP011),
  *	  and counting the people they stand for ("all" quorums).
  *
  *-------------------------------------------------------------------------
@@ -13,13 +14,16 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 
+/* the requester's manager, and whether that principal is active */
 static ApprovalPlan manager_plan = {
-	"SELECT manager_id FROM approval.principal WHERE id = $1",
+	"SELECT p.manager_id, m.active FROM approval.principal p"
+	"  LEFT JOIN approval.principal m ON m.id = p.manager_id"
+	" WHERE p.id = $1",
 	1, {TEXTOID}
 };
 
-static ApprovalPlan principal_exists_plan = {
-	"SELECT 1 FROM approval.principal WHERE id = $1",
+static ApprovalPlan principal_active_plan = {
+	"SELECT active FROM approval.principal WHERE id = $1",
 	1, {TEXTOID}
 };
 
@@ -96,13 +100,22 @@ approval_resolve_targets(const char *requester, StageDef *st)
 							 psprintf("Requester \"%s\" has no manager.", requester),
 							 "Set approval.principal.manager_id for the requester.");
 			resolved = psprintf("user:%s", approval_gettext(0, 1));
+			if (!approval_getbool(0, 2))
+				unresolvable(st->name, t,
+							 psprintf("The manager of \"%s\", \"%s\", is not active.",
+									  requester, resolved + 5),
+							 "Set approval.principal.manager_id of the requester to an active principal.");
 		}
 		else if (strncmp(t, "user:", 5) == 0)
 		{
 			arg = CStringGetTextDatum(t + 5);
-			if (approval_exec(&principal_exists_plan, &arg, NULL, false, 1) == 0)
+			if (approval_exec(&principal_active_plan, &arg, NULL, false, 1) == 0)
 				unresolvable(st->name, t, psprintf("There is no principal \"%s\".", t + 5),
 							 "Add it to approval.principal.");
+			/* an inactive principal is no approver: the stage would wait for ever */
+			if (!approval_getbool(0, 1))
+				unresolvable(st->name, t, psprintf("Principal \"%s\" is not active.", t + 5),
+							 "Name another approver, or set approval.principal.active = true.");
 		}
 		else if (strncmp(t, "group:", 6) == 0)
 		{
