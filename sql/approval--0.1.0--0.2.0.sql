@@ -7,6 +7,81 @@
 \echo Use "ALTER EXTENSION approval UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------
+-- 0.1.0 installed into a schema "approval" that someone had made first.
+-- 0.2.0 refuses that at install (sql/approval.sql); before the statements
+-- below resolve names in the schema, the upgrade refuses a schema that a
+-- role other than a superuser owns or may create in, or that holds a
+-- function, operator or relation that is not the extension's.
+-- ---------------------------------------------------------------------------
+DO $schema$
+DECLARE
+    nsp      oid;
+    ext      oid;
+    owner    name;
+    super    boolean;
+    held     text;
+    creator  text;
+    hint     constant text := 'Move or drop what is not the extension''s, make a superuser the schema''s owner '
+                              '(ALTER SCHEMA approval OWNER TO ...) and REVOKE CREATE on it from everyone else; '
+                              'then run ALTER EXTENSION approval UPDATE again.';
+BEGIN
+    SELECT n.oid, r.rolname, r.rolsuper INTO nsp, owner, super
+      FROM pg_catalog.pg_namespace n
+      JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) n.nspowner
+     WHERE n.nspname OPERATOR(pg_catalog.=) 'approval'::pg_catalog.name;
+    SELECT oid INTO ext FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'approval'::pg_catalog.name;
+    IF NOT super THEN
+        RAISE EXCEPTION 'schema "approval" is owned by role "%", which is not a superuser', owner
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'Its owner could change the extension''s objects, or add their own beside them.',
+                  HINT = hint;
+    END IF;
+
+    SELECT i.type OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) i.identity INTO held
+      FROM (SELECT 'pg_catalog.pg_proc'::pg_catalog.regclass, oid FROM pg_catalog.pg_proc
+             WHERE pronamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 'pg_catalog.pg_operator'::pg_catalog.regclass, oid FROM pg_catalog.pg_operator
+             WHERE oprnamespace OPERATOR(pg_catalog.=) nsp
+            UNION ALL SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, oid FROM pg_catalog.pg_class
+             WHERE relnamespace OPERATOR(pg_catalog.=) nsp
+               AND relkind OPERATOR(pg_catalog.=) ANY ('{r,v,m,f,p,S}'::"char"[])
+           ) o(classid, objid),
+           LATERAL pg_catalog.pg_identify_object(o.classid, o.objid, 0) i
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid OPERATOR(pg_catalog.=) o.classid
+                          AND d.objid OPERATOR(pg_catalog.=) o.objid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                          AND d.refobjid OPERATOR(pg_catalog.=) ext
+                          AND d.deptype OPERATOR(pg_catalog.=) 'e'::"char")
+     ORDER BY o.objid
+     LIMIT 1;
+    IF held IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "approval" holds %, which is not the extension''s', held
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'An object beside the extension''s could capture the names its SQL uses.',
+                  HINT = hint;
+    END IF;
+
+    SELECT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
+                ELSE pg_catalog.format('role "%s"', r.rolname) END INTO creator
+      FROM pg_catalog.pg_namespace n
+     CROSS JOIN LATERAL pg_catalog.aclexplode(n.nspacl) a
+      LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee
+     WHERE n.oid OPERATOR(pg_catalog.=) nsp
+       AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'::pg_catalog.text
+       AND (a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid OR NOT r.rolsuper)
+     ORDER BY r.rolname NULLS FIRST
+     LIMIT 1;
+    IF creator IS NOT NULL THEN
+        RAISE EXCEPTION 'schema "approval" lets % create objects in it', creator
+            USING ERRCODE = 'duplicate_schema',
+                  DETAIL = 'Whoever may create in schema approval can add objects beside the extension''s.',
+                  HINT = hint;
+    END IF;
+END
+$schema$;
+
+-- ---------------------------------------------------------------------------
 -- Closing a request cancels its open stages: stage state "cancelled".
 -- (ADD VALUE appends, as the label stands last in a fresh install; nothing
 -- below uses it in this transaction.)

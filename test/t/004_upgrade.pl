@@ -435,6 +435,36 @@ foreach my $t (qw(workflow decision delegation))
 		't', "a restored 0.1.0 database: after the update approval.${t}_id_seq is past every id");
 }
 
+# --- 0.1.0 in a schema someone made first ---
+
+# 0.1.0 installed into a pre-made schema "approval"; the update refuses to
+# run while its owner is no superuser or it holds an object that is not the
+# extension's, and changes nothing.
+$node->safe_psql('postgres', q{
+	CREATE ROLE squatter LOGIN;
+	CREATE DATABASE squatted;
+	GRANT CREATE ON DATABASE squatted TO squatter;
+});
+$node->safe_psql('squatted', q{
+	SET ROLE squatter;
+	CREATE SCHEMA approval;
+	CREATE FUNCTION approval.planted() RETURNS int LANGUAGE sql AS 'SELECT 1';
+	RESET ROLE;
+	CREATE EXTENSION approval VERSION '0.1.0';
+});
+my ($sq_ret, $sq_out, $sq_err) = $node->psql('squatted', 'ALTER EXTENSION approval UPDATE');
+isnt($sq_ret, 0, 'the update refuses a schema owned by someone who is not a superuser');
+like($sq_err, qr/schema "approval" is owned by role "squatter"/, '... and says so');
+$node->safe_psql('squatted', 'ALTER SCHEMA approval OWNER TO CURRENT_USER');
+($sq_ret, $sq_out, $sq_err) = $node->psql('squatted', 'ALTER EXTENSION approval UPDATE');
+isnt($sq_ret, 0, 'the update refuses a schema that holds a function that is not the extension\'s');
+like($sq_err, qr/holds function approval\.planted\(\)/, '... and names it');
+is($node->safe_psql('squatted', "SELECT extversion FROM pg_extension WHERE extname = 'approval'"),
+	'0.1.0', 'nothing was changed: the extension is still at 0.1.0');
+$node->safe_psql('squatted', 'DROP FUNCTION approval.planted()');
+($sq_ret, $sq_out, $sq_err) = $node->psql('squatted', 'ALTER EXTENSION approval UPDATE');
+is($sq_ret, 0, 'once the schema is clean, the update runs') or diag($sq_err);
+
 # --- the comparison sees what it must ---
 
 # A fresh install with one change of each kind the comparison promises to
