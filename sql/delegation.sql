@@ -277,3 +277,37 @@ SELECT approval.revoke_delegation(:frank_bob);
 COMMIT;
 SELECT delegator, delegate, workflow, revoked_at IS NOT NULL AS revoked
   FROM approval.delegation WHERE id = :frank_bob;
+
+--
+-- one person, one vote per stage, even when the capacity they voted in is
+-- gone: alice votes for dave, dave's delegation ends, and her next call is
+-- a repeat of that vote, not a new one for erin
+--
+SELECT approval.define_workflow('{"name": "delegation-one-vote",
+  "stages": [{"name": "finance", "approvers": ["group:finance", "user:ciso"], "min_approvals": 2}]}') > 0 AS defined;
+SET ROLE regress_dave;
+SELECT approval.delegate('alice') AS dave_alice \gset
+RESET ROLE;
+SET ROLE regress_erin;
+SELECT approval.delegate('alice') AS erin_alice \gset
+RESET ROLE;
+SET ROLE regress_bob;
+SELECT approval.submit('delegation-one-vote', '{}', 'one vote') AS ov \gset
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.approve(:ov);
+RESET ROLE;
+SET ROLE regress_dave;
+SELECT approval.revoke_delegation(:dave_alice);
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.approve(:ov) AS repeated;
+\set VERBOSITY sqlstate
+SELECT approval.reject(:ov);
+SELECT approval.request_changes(:ov, 'as erin now?');
+\set VERBOSITY default
+RESET ROLE;
+SELECT actor, on_behalf_of, decision FROM approval.decision WHERE request_id = :ov ORDER BY id;
+SET ROLE regress_erin;
+SELECT approval.revoke_delegation(:erin_alice);
+RESET ROLE;

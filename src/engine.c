@@ -212,15 +212,17 @@ engine_advance(Req *r)
 
 static ApprovalPlan stage_votes_plan = {
 	"SELECT COALESCE(on_behalf_of, actor), actor FROM approval.decision"
-	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')",
+	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')"
+	" ORDER BY id",
 	3, {INT8OID, TEXTOID, INT4OID}
 };
 
 /*
- * Of several capacities in which the actor may vote at a stage (its own, a
+ * Of the capacities in which the actor may vote at a stage (its own, a
  * delegator's), the one to use: the one it already voted in, if any (so the
- * call is a repeat); else the first whose principal has not voted; else the
- * first.  One person casts one vote per stage, whatever their capacities.
+ * call is a repeat, or contradicts it); else the first whose principal has
+ * not voted; else the first.  One person casts one vote per stage, whatever
+ * their capacities.
  */
 static ApprovalTargetSet *
 choose_capacity(Req *r, StageRow *s, List *candidates)
@@ -229,23 +231,29 @@ choose_capacity(Req *r, StageRow *s, List *candidates)
 	int			n;
 	ListCell   *lc;
 
-	if (list_length(candidates) == 1)
-		return linitial(candidates);
-
 	args[0] = Int64GetDatum(r->id);
 	args[1] = CStringGetTextDatum(s->stage);
 	args[2] = Int32GetDatum(s->round);
 	n = approval_exec(&stage_votes_plan, args, NULL, false, 0);
 
+	/*
+	 * The actor's own earlier vote here decides, even when the capacity it
+	 * was cast in no longer answers for the stage (a delegation ended, a
+	 * group was left): the call repeats it or contradicts it.
+	 */
 	for (int i = 0; i < n; i++)
 		if (strcmp(approval_gettext(i, 2), r->actor.id) == 0)
 		{
 			char	   *counted = approval_gettext(i, 1);
+			ApprovalTargetSet *cast;
 
 			foreach(lc, candidates)
 				if (strcmp(((ApprovalTargetSet *) lfirst(lc))->principal, counted) == 0)
 				return lfirst(lc);
-			return linitial(candidates);
+			cast = palloc0(sizeof(ApprovalTargetSet));
+			cast->principal = counted;
+			cast->delegated = strcmp(counted, r->actor.id) != 0;
+			return cast;
 		}
 
 	foreach(lc, candidates)
