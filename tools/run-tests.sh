@@ -127,11 +127,16 @@ if [ "$(id -u)" -eq 0 ]; then
     fi
 
     cd "$tmp" || exit 1
+    # (the settings of test/t/010_model.pl are passed on by name: sudo
+    # without -E rights would drop them)
     as_postgres env \
         APPROVAL_TEST_TMP="$tmp" \
         APPROVAL_TEST_ROOT="$tree" \
         PG_CONFIG="$PG_CONFIG" \
         PATH="$PATH" \
+        ${APPROVAL_MODEL_SEED:+"APPROVAL_MODEL_SEED=$APPROVAL_MODEL_SEED"} \
+        ${APPROVAL_MODEL_OPS:+"APPROVAL_MODEL_OPS=$APPROVAL_MODEL_OPS"} \
+        ${APPROVAL_MODEL_TRACE:+"APPROVAL_MODEL_TRACE=$APPROVAL_MODEL_TRACE"} \
         bash "$tree/tools/run-tests.sh" "${orig_args[@]}"
     exit $?
 fi
