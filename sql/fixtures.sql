@@ -5,6 +5,20 @@
 --
 CREATE EXTENSION approval;
 
+-- an error's SQLSTATE, then its message, detail and hint with numbers of two
+-- digits or more (request ids, which depend on the order of the schedule)
+-- as N
+CREATE FUNCTION public.error_of(call text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    m text; d text; h text;
+BEGIN
+    EXECUTE call;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+    RETURN SQLSTATE || ': ' || regexp_replace(format('%s / %s / %s', m, d, h), '\d{2,}', 'N', 'g');
+END $$;
+
 -- PostgreSQL roles (NOLOGIN: the tests use SET ROLE)
 CREATE ROLE regress_alice;
 CREATE ROLE regress_bob;

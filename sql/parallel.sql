@@ -110,7 +110,7 @@ SET ROLE regress_erin;
 \set VERBOSITY sqlstate
 SELECT approval.approve(:rid);
 \set VERBOSITY default
-SELECT approval.approve(:rid);
+SELECT public.error_of(format('SELECT approval.approve(%s)', :rid));
 RESET ROLE;
 SET ROLE regress_dave;
 SELECT approval.approve(:rid);
