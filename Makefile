@@ -23,6 +23,7 @@ OBJS = \
 	src/target.o \
 	src/request.o \
 	src/engine.o \
+	src/eligibility.o \
 	src/decide.o \
 	src/submit.o \
 	src/route.o \

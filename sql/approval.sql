@@ -301,13 +301,18 @@ CREATE TABLE approval.request (
     escalations    integer NOT NULL DEFAULT 0,
     current_order  integer,
     updated_at     timestamptz NOT NULL DEFAULT now(),
-    last_hash      bytea            -- head of the request's event chain
+    last_hash      bytea,           -- head of the request's event chain
+    -- who may see it besides its requester (visibility.c): every target of
+    -- every stage, and "voter:<id>" for whoever voted or commented (and for
+    -- whom a delegate did)
+    audience       text[] NOT NULL DEFAULT '{}'
 );
 ALTER SEQUENCE approval.request_id_seq OWNED BY approval.request.id;
 -- one open request per (workflow, subject): submit is idempotent on it
 CREATE UNIQUE INDEX request_open_subject ON approval.request (workflow, subject)
     WHERE subject IS NOT NULL AND state IN ('pending', 'changes_requested');
-CREATE INDEX request_requester ON approval.request (requester, created_at);
+-- my_requests, newest first: an index scan backwards
+CREATE INDEX request_requester ON approval.request (requester, created_at, id);
 CREATE INDEX request_open ON approval.request (created_at) WHERE state IN ('pending', 'changes_requested');
 
 CREATE TABLE approval.request_stage (
@@ -328,6 +333,27 @@ CREATE TABLE approval.request_stage (
 );
 CREATE INDEX request_stage_active_targets ON approval.request_stage USING gin (targets)
     WHERE state = 'active';
+
+-- Who may vote where, now: one row per target of each active stage of a
+-- pending request, kept by the engine under the request's row lock
+-- (request.c).  approve() finds where the actor may vote here, and
+-- my_pending walks it per target, oldest request first; the rule that
+-- decides both is approval.vote_capacity().  The request's facts that rule
+-- needs are copied in, so it reads no other row.
+CREATE TABLE approval.pending_vote (
+    request_id          bigint NOT NULL,
+    stage               text NOT NULL,
+    target              text NOT NULL,
+    round               integer NOT NULL,
+    submitted_at        timestamptz NOT NULL,
+    requester           text NOT NULL,
+    workflow            text NOT NULL,
+    allow_self_approval boolean NOT NULL,
+    distinct_approvers  boolean NOT NULL,
+    targets             text[] NOT NULL,    -- all the stage's targets
+    PRIMARY KEY (request_id, stage, target)
+);
+CREATE INDEX pending_vote_walk ON approval.pending_vote (target, submitted_at, request_id, stage);
 
 CREATE TABLE approval.decision (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -473,12 +499,32 @@ CREATE FUNCTION approval.simulate(definition jsonb, since timestamptz DEFAULT no
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'approval_simulate';
 
--- May the current actor see this request?  Used by the row-level security
--- policies; runs as the owner so that it can look at stages and votes.
+-- Who sees a request (DESIGN §8): its requester, whoever's capacities
+-- answer for a target in its audience (every target of every stage, and
+-- "voter:<id>" of whoever voted or commented), admins and a gateway acting
+-- for no one.  The one home of the rule (visibility.c): row-level security,
+-- can_see(), the views and every AP001 of the engine call it.  It reads no
+-- table: who is asking is worked out once per query, then each row costs a
+-- comparison of a few strings, so a scan stays a scan.
+CREATE FUNCTION approval.sees(requester text, workflow text, audience text[]) RETURNS boolean
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_sees';
+
+-- May the current actor see this request?
 CREATE FUNCTION approval.can_see(request bigint) RETURNS boolean
     LANGUAGE c STABLE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'approval_can_see';
+
+-- In which capacity may the current actor cast a new vote at the stage of a
+-- pending_vote row: the principal the vote would count for, or NULL (not
+-- eligible, self-approval, distinct_approvers, or already voted there).  The
+-- one home of eligibility (engine.c): approve() asks the same code.
+CREATE FUNCTION approval.vote_capacity(spot approval.pending_vote) RETURNS text
+    LANGUAGE c STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_vote_capacity';
 
 CREATE FUNCTION approval.verify_audit(request bigint DEFAULT NULL)
     RETURNS TABLE (request_id bigint, events integer, ok boolean, first_bad_seq bigint)
@@ -516,10 +562,15 @@ ALTER TABLE approval.request ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approval.request_stage ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approval.decision ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approval.event ENABLE ROW LEVEL SECURITY;
-CREATE POLICY request_visible ON approval.request FOR SELECT USING (approval.can_see(id));
-CREATE POLICY request_stage_visible ON approval.request_stage FOR SELECT USING (approval.can_see(request_id));
-CREATE POLICY decision_visible ON approval.decision FOR SELECT USING (approval.can_see(request_id));
-CREATE POLICY event_visible ON approval.event FOR SELECT USING (approval.can_see(request_id));
+CREATE POLICY request_visible ON approval.request FOR SELECT
+    USING (approval.sees(requester, workflow, audience));
+-- a stage, decision or event is seen with its request (whose policy applies)
+CREATE POLICY request_stage_visible ON approval.request_stage FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approval.request r WHERE r.id OPERATOR(pg_catalog.=) request_id));
+CREATE POLICY decision_visible ON approval.decision FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approval.request r WHERE r.id OPERATOR(pg_catalog.=) request_id));
+CREATE POLICY event_visible ON approval.event FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approval.request r WHERE r.id OPERATOR(pg_catalog.=) request_id));
 
 -- Delegations are seen by the delegator, the delegate and admins: an actor
 -- whose role has the privileges of approval_admin (for a gateway acting for
@@ -537,6 +588,43 @@ CREATE POLICY delegation_visible ON approval.delegation FOR SELECT USING (
             ELSE pg_catalog.pg_has_role('approval_admin', 'USAGE')
        END);
 
+-- Where a request stands: its active stages, their votes, and whom it waits
+-- on (the targets of its active stages, without inactive principals; the
+-- requester while changes are requested), with display names.  Read for
+-- the rows a view returns.
+CREATE FUNCTION approval.waiting(request bigint, state approval.request_state, requester text)
+    RETURNS TABLE (active_stages text[], votes text, waiting_on text[], waiting_on_names text[])
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT a.active_stages, a.votes, w.waiting_on, w.waiting_on_names
+      FROM (SELECT array_agg(s.stage ORDER BY s.stage_order, s.stage_idx) AS active_stages,
+                   string_agg(s.stage || ' ' || s.approvals || '/' || s.required, ', '
+                              ORDER BY s.stage_order, s.stage_idx) AS votes
+              FROM approval.request_stage s
+             WHERE s.request_id = waiting.request AND s.state = 'active'
+               AND waiting.state = 'pending') a,
+           LATERAL (
+            SELECT array_agg(t.target ORDER BY t.target) AS waiting_on,
+                   array_agg(t.name ORDER BY t.target) AS waiting_on_names
+              FROM (SELECT DISTINCT x.target,
+                           COALESCE(p.display_name, g.description, substr(x.target, strpos(x.target, ':') + 1)) AS name
+                      FROM (SELECT unnest(s.targets) AS target
+                              FROM approval.request_stage s
+                             WHERE s.request_id = waiting.request AND s.state = 'active'
+                               AND waiting.state = 'pending'
+                            UNION ALL
+                            SELECT 'user:' || waiting.requester
+                             WHERE waiting.state = 'changes_requested') x
+                      LEFT JOIN approval.principal p
+                        ON x.target LIKE 'user:%' AND p.id = substr(x.target, 6)
+                      LEFT JOIN approval.approver_group g
+                        ON x.target LIKE 'group:%' AND g.name = substr(x.target, 7)
+                     -- an inactive principal is no approver
+                     WHERE p.active IS NOT FALSE OR waiting.state = 'changes_requested') t
+           ) w
+    $$;
+
 -- ---------------------------------------------------------------------------
 -- Views for people (DESIGN §8).  Each filters for the actor itself, so they
 -- need no security_invoker and work the same on every supported version.
@@ -552,76 +640,58 @@ SELECT DISTINCT ON (w.name)
   FROM approval.workflow w
  ORDER BY w.name, w.version DESC;
 
--- What I can act on now: an active stage where some capacity of mine (my
--- own, or a delegator's for that workflow) answers for the stage and has not
--- voted yet, and I have not voted at it myself.  The rules are the engine's.
+-- What I can act on now, oldest first: the pending_vote rows of my
+-- capacities' targets, walked in (submitted_at, request, stage) order one
+-- step at a time (a step looks at the next row of each target), so that a
+-- first page reads a page's worth of rows however many wait; each (request,
+-- stage) is listed where approval.vote_capacity() says approve() would
+-- record a vote.  The walk is the order: the view has no ORDER BY of its own.
 CREATE VIEW approval.my_pending WITH (security_barrier) AS
-WITH me AS MATERIALIZED (
-    SELECT approval.current_actor() AS actor
-), sets AS MATERIALIZED (
-    SELECT * FROM approval.my_target_sets()
+WITH RECURSIVE mine AS MATERIALIZED (
+    SELECT DISTINCT t AS target
+      FROM approval.my_target_sets() s, pg_catalog.unnest(s.targets) t
+), walk AS (
+    (SELECT n.* FROM mine,
+            LATERAL (SELECT * FROM approval.pending_vote p
+                      WHERE p.target = mine.target
+                      ORDER BY p.submitted_at, p.request_id, p.stage LIMIT 1) n
+      ORDER BY n.submitted_at, n.request_id, n.stage LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM walk w,
+           LATERAL (SELECT x.* FROM mine,
+                           LATERAL (SELECT * FROM approval.pending_vote p
+                                     WHERE p.target = mine.target
+                                       AND (p.submitted_at, p.request_id, p.stage)
+                                           > (w.submitted_at, w.request_id, w.stage)
+                                     ORDER BY p.submitted_at, p.request_id, p.stage LIMIT 1) x
+                     ORDER BY x.submitted_at, x.request_id, x.stage LIMIT 1) n
 )
-SELECT r.id AS request_id, r.workflow, r.title, r.requester, s.stage,
-       r.created_at AS submitted_at, r.due_at
-  FROM me, approval.request_stage s
-  JOIN approval.request r ON r.id = s.request_id
-  JOIN approval.workflow w ON w.id = r.workflow_id
- WHERE s.state = 'active'
-   AND r.state = 'pending'
-   AND s.targets && (SELECT array_agg(t) FROM sets, unnest(sets.targets) AS t)
-   AND EXISTS (
-       SELECT 1 FROM sets
-        WHERE s.targets && sets.targets
-          AND (sets.workflow IS NULL OR sets.workflow = r.workflow)
-          AND (w.allow_self_approval OR (sets.principal <> r.requester AND me.actor <> r.requester))
-          AND NOT EXISTS (SELECT 1 FROM approval.decision d
-                           WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
-                             AND d.decision IN ('approve', 'reject')
-                             AND COALESCE(d.on_behalf_of, d.actor) = sets.principal)
-          -- distinct_approvers: not where an approval of another stage
-          -- involved this principal or me, counted or casting
-          AND NOT (w.distinct_approvers AND EXISTS (
-                   SELECT 1 FROM approval.decision d
-                     JOIN approval.request_stage o
-                       ON o.request_id = d.request_id AND o.stage = d.stage AND o.round = d.round
-                    WHERE d.request_id = s.request_id AND d.stage <> s.stage AND d.decision = 'approve'
-                      AND (COALESCE(d.on_behalf_of, d.actor) IN (sets.principal, me.actor)
-                           OR d.actor IN (sets.principal, me.actor)))))
-   AND NOT EXISTS (SELECT 1 FROM approval.decision d
-                    WHERE d.request_id = s.request_id AND d.stage = s.stage AND d.round = s.round
-                      AND d.decision IN ('approve', 'reject') AND d.actor = me.actor)
- ORDER BY r.created_at, r.id, s.stage_order, s.stage;
+SELECT w.request_id, w.workflow, r.title, w.requester, w.stage,
+       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of,
+       w.submitted_at, r.due_at
+  FROM walk w
+ CROSS JOIN LATERAL (SELECT approval.vote_capacity(w::approval.pending_vote) AS principal OFFSET 0) c
+  JOIN approval.request r ON r.id = w.request_id
+ WHERE c.principal IS NOT NULL;
 
+-- What I submitted, newest first, with where each stands
 CREATE VIEW approval.my_requests WITH (security_barrier) AS
 SELECT r.id AS request_id, r.workflow, r.title, r.subject, r.state,
-       r.created_at AS submitted_at, r.decided_at, r.due_at, r.sla_state
+       r.created_at AS submitted_at, r.decided_at, r.due_at, r.sla_state,
+       a.active_stages, a.waiting_on
   FROM approval.request r
- WHERE r.requester = approval.current_actor()
+  LEFT JOIN LATERAL approval.waiting(r.id, r.state, r.requester) a ON true
+ WHERE r.requester = (SELECT approval.current_actor())
  ORDER BY r.created_at DESC, r.id DESC;
 
+-- One row per request the actor may see: where it stands, and on whom it
+-- waits (the targets that can still act, and their display names)
 CREATE VIEW approval.request_status WITH (security_barrier) AS
 SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
-       a.active_stages, a.votes, a.waiting_on, r.sla_state, r.due_at
+       a.active_stages, a.votes, a.waiting_on, r.sla_state, r.due_at, a.waiting_on_names
   FROM approval.request r
-  LEFT JOIN LATERAL (
-      SELECT array_agg(s.stage ORDER BY s.stage_order, s.stage_idx) AS active_stages,
-             string_agg(s.stage || ' ' || s.approvals || '/' || s.required, ', '
-                        ORDER BY s.stage_order, s.stage_idx) AS votes,
-             CASE r.state
-                  WHEN 'pending' THEN
-                      (SELECT array_agg(DISTINCT t ORDER BY t)
-                         FROM approval.request_stage s2, unnest(s2.targets) AS t
-                        WHERE s2.request_id = r.id AND s2.state = 'active'
-                          -- an inactive principal is no approver
-                          AND (t NOT LIKE 'user:%' OR NOT EXISTS (
-                                   SELECT 1 FROM approval.principal p
-                                    WHERE p.id = substr(t, 6) AND NOT p.active)))
-                  WHEN 'changes_requested' THEN ARRAY['user:' || r.requester]
-             END AS waiting_on
-        FROM approval.request_stage s
-       WHERE s.request_id = r.id AND s.state = 'active' AND r.state = 'pending'
-  ) a ON true
- WHERE approval.can_see(r.id);
+  LEFT JOIN LATERAL approval.waiting(r.id, r.state, r.requester) a ON true
+ WHERE approval.sees(r.requester, r.workflow, r.audience);
 
 -- ---------------------------------------------------------------------------
 -- Privileges (DESIGN §8)
@@ -645,6 +715,8 @@ GRANT SELECT, INSERT, UPDATE ON approval.subscriber TO approval_admin, approval_
 
 GRANT EXECUTE ON FUNCTION
     approval.current_actor(), approval.my_targets(), approval.my_target_sets(), approval.can_see(bigint),
+    approval.sees(text, text, text[]), approval.vote_capacity(approval.pending_vote),
+    approval.waiting(bigint, approval.request_state, text),
     approval.graph(text, text),
     approval.submit(text, jsonb, text, text, text),
     approval.approve(bigint, text), approval.reject(bigint, text, text),
@@ -678,6 +750,7 @@ SELECT pg_catalog.pg_extension_config_dump('approval.event', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.event_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.request_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.subscriber', '');
+SELECT pg_catalog.pg_extension_config_dump('approval.pending_vote', '');
 -- the identity columns' sequences too, or a restored database hands out ids
 -- from 1 again (pg_dump then writes their setval; test/t/003_dump_restore)
 SELECT pg_catalog.pg_extension_config_dump('approval.workflow_id_seq', '');

@@ -79,7 +79,7 @@ extern ArrayType *approval_flatten_targets(List *sets);
 
 /* ---- visibility.c: who may see a request (DESIGN §8), the one home of the rule ---- */
 
-extern bool approval_request_visible(const ApprovalActor *actor, List *sets, int64 request_id);
+extern bool approval_actor_sees_request(const ApprovalActor *actor, int64 request_id);
 extern void approval_not_found(int64 request_id) pg_attribute_noreturn();
 
 

@@ -26,40 +26,55 @@ static Datum
 vote(FunctionCallInfo fcinfo, bool approve)
 {
 	int64		id = PG_GETARG_INT64(0);
+	const char *decision = approve ? "approve" : "reject";
 	const char *reason = approve ? NULL : arg_text(fcinfo, 1);
 	const char *comment = arg_text(fcinfo, approve ? 1 : 2);
 	Req		   *r;
-	List	   *eligible;
-	ListCell   *lc;
+	bool		eligible = false;
 	bool		changed = false;
+	bool		self_blocked = false;
 	char	   *blocked_by = NULL;
 
 	approval_spi_connect();
 	r = request_open(id);
-	eligible = engine_open_for_vote(r, approve ? "approve" : "reject", approve ? "approve" : "reject");
-	if (eligible == NIL)
-		PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
-
-	foreach(lc, eligible)
+	if (r->state != REQUEST_PENDING)
 	{
-		Eligible   *e = lfirst(lc);
-
-		if (r->state != REQUEST_PENDING)
-			break;				/* an earlier stage rejected the request */
-		if (approve && r->wf->distinct_approvers)
-		{
-			char	   *other = engine_approved_elsewhere(r, e->stage, e->set->principal);
-
-			if (other != NULL)
-			{
-				blocked_by = other;
-				continue;
-			}
-		}
-		changed |= engine_record_vote(r, e, approve ? "approve" : "reject", reason, comment);
+		if (engine_repeats_last_vote(r, decision))
+			PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
+		request_require_pending(r);
 	}
 
-	if (!changed && blocked_by != NULL && !engine_repeats_last_vote(r, "approve"))
+	/*
+	 * A vote at every active stage where the actor may vote, in stage order;
+	 * each stage is asked in turn, after the votes before it, so that a
+	 * distinct_approvers rule sees them.
+	 */
+	for (int i = 0; i < r->nstages && r->state == REQUEST_PENDING; i++)
+	{
+		StageRow   *s = &r->stages[i];
+		VoteWhy		why;
+		char	   *other = NULL;
+		Eligible   *e;
+
+		if (s->state != STAGE_ACTIVE)
+			continue;
+		e = engine_eligible_at(r, s, approve, &why, &other);
+		if (e != NULL)
+		{
+			eligible = true;
+			changed |= engine_record_vote(r, e, decision, reason, comment);
+		}
+		else if (why == VOTE_SELF)
+			self_blocked = true;
+		else if (why == VOTE_DISTINCT)
+			blocked_by = other;
+	}
+
+	if (!changed && (!eligible || blocked_by != NULL) && engine_repeats_last_vote(r, decision))
+		PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
+	if (!eligible && blocked_by == NULL)
+		engine_no_eligible_stage(r, self_blocked, decision);
+	if (!changed && blocked_by != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SELF_APPROVAL),
 				 errmsg("%s already approved stage \"%s\" of request %lld",
@@ -97,8 +112,9 @@ approval_request_changes(PG_FUNCTION_ARGS)
 	int64		id;
 	const char *comment = arg_text(fcinfo, 1);
 	Req		   *r;
-	List	   *eligible;
-	Eligible   *e;
+	Eligible   *e = NULL;
+	VoteWhy		why = VOTE_NOT_TARGET;
+	bool		self_blocked = false;
 	ApprovalJson j;
 
 	if (PG_ARGISNULL(0))
@@ -113,11 +129,28 @@ approval_request_changes(PG_FUNCTION_ARGS)
 
 	approval_spi_connect();
 	r = request_open(id);
-	eligible = engine_open_for_vote(r, "request_changes", "request changes to");
-	if (eligible == NIL)
-		PG_RETURN_DATUM(request_done(r));	/* a retry: changes were requested */
-	e = linitial(eligible);
-	engine_require_no_vote(r, e, "request for changes");
+	if (r->state != REQUEST_PENDING)
+	{
+		if (engine_repeats_last_vote(r, "request_changes"))
+			PG_RETURN_DATUM(request_done(r));	/* a retry: changes were requested */
+		request_require_pending(r);
+	}
+	/* at the first active stage where the actor may vote */
+	for (int i = 0; i < r->nstages && e == NULL; i++)
+	{
+		if (r->stages[i].state != STAGE_ACTIVE)
+			continue;
+		e = engine_eligible_at(r, &r->stages[i], false, &why, NULL);
+		self_blocked |= (why == VOTE_SELF);
+	}
+	if (e == NULL)
+	{
+		if (engine_repeats_last_vote(r, "request_changes"))
+			PG_RETURN_DATUM(request_done(r));
+		engine_no_eligible_stage(r, self_blocked, "request changes to");
+	}
+	if (why == VOTE_CAST)
+		engine_require_no_vote(r, e, "request for changes");
 
 	engine_record_note(r, e->stage, e->set->delegated ? e->set->principal : NULL, "request_changes", comment);
 	r->state = REQUEST_CHANGES_REQUESTED;

@@ -2,14 +2,12 @@
  *
  * engine.c
  *	  The state machine of requests (DESIGN §4): stage activation and
- *	  skipping, quorum, reject policies, closing, and who may vote where
- *	  (eligibility, separation of duties, one vote per person per stage,
- *	  retries).
+ *	  skipping, quorum, reject policies, closing, recording votes, and
+ *	  retries.
  *
  * Everything here changes a Req in memory and collects events; request.c
- * loads it under the row lock and saves it (see engine.h).  The rules of
- * eligibility live here once: decide.c asks engine_open_for_vote() for every
- * vote.
+ * loads it under the row lock and saves it (see engine.h).  Who may vote
+ * where is eligibility.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -35,34 +33,6 @@ static ApprovalPlan existing_vote_plan = {
 	"   AND COALESCE(on_behalf_of, actor) = $4 AND decision IN ('approve', 'reject')",
 	4, {INT8OID, TEXTOID, INT4OID, TEXTOID}
 };
-
-/*
- * An approval at another stage (in its current round) that involved the
- * principal counted ($3) or the person acting ($4), either as the one
- * counted or as the one who cast it.
- */
-static ApprovalPlan other_stage_approval_plan = {
-	"SELECT d.stage FROM approval.decision d"
-	"  JOIN approval.request_stage s"
-	"    ON s.request_id = d.request_id AND s.stage = d.stage AND s.round = d.round"
-	" WHERE d.request_id = $1 AND d.stage <> $2 AND d.decision = 'approve'"
-	"   AND (COALESCE(d.on_behalf_of, d.actor) IN ($3, $4) OR d.actor IN ($3, $4))"
-	" LIMIT 1",
-	4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
-};
-
-static bool
-lists_overlap(List *a, List *b)
-{
-	ListCell   *ca,
-			   *cb;
-
-	foreach(ca, a)
-		foreach(cb, b)
-			if (strcmp(lfirst(ca), lfirst(cb)) == 0)
-				return true;
-	return false;
-}
 
 /* ---------- transitions ---------- */
 
@@ -210,119 +180,9 @@ engine_advance(Req *r)
 	}
 }
 
-static ApprovalPlan stage_votes_plan = {
-	"SELECT COALESCE(on_behalf_of, actor), actor FROM approval.decision"
-	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')"
-	" ORDER BY id",
-	3, {INT8OID, TEXTOID, INT4OID}
-};
-
-/*
- * Of the capacities in which the actor may vote at a stage (its own, a
- * delegator's), the one to use: the one it already voted in, if any (so the
- * call is a repeat, or contradicts it); else the first whose principal has
- * not voted; else the first.  One person casts one vote per stage, whatever
- * their capacities.
- */
-static ApprovalTargetSet *
-choose_capacity(Req *r, StageRow *s, List *candidates)
-{
-	Datum		args[3];
-	int			n;
-	ListCell   *lc;
-
-	args[0] = Int64GetDatum(r->id);
-	args[1] = CStringGetTextDatum(s->stage);
-	args[2] = Int32GetDatum(s->round);
-	n = approval_exec(&stage_votes_plan, args, NULL, false, 0);
-
-	/*
-	 * The actor's own earlier vote here decides, even when the capacity it
-	 * was cast in no longer answers for the stage (a delegation ended, a
-	 * group was left): the call repeats it or contradicts it.
-	 */
-	for (int i = 0; i < n; i++)
-		if (strcmp(approval_gettext(i, 2), r->actor.id) == 0)
-		{
-			char	   *counted = approval_gettext(i, 1);
-			ApprovalTargetSet *cast;
-
-			foreach(lc, candidates)
-				if (strcmp(((ApprovalTargetSet *) lfirst(lc))->principal, counted) == 0)
-				return lfirst(lc);
-			cast = palloc0(sizeof(ApprovalTargetSet));
-			cast->principal = counted;
-			cast->delegated = strcmp(counted, r->actor.id) != 0;
-			return cast;
-		}
-
-	foreach(lc, candidates)
-	{
-		ApprovalTargetSet *set = lfirst(lc);
-		bool		voted = false;
-
-		for (int i = 0; i < n && !voted; i++)
-			voted = strcmp(approval_gettext(i, 1), set->principal) == 0;
-		if (!voted)
-			return set;
-	}
-	return linitial(candidates);
-}
-
-/*
- * Find where the actor may vote: each active stage with the capacity to use
- * there.  Unless the workflow allows self-approval, a requester cannot vote
- * (approve, reject or request changes) on their own request in any
- * capacity, nor anyone for the requester as their delegate: such capacities
- * are left out, and *self_blocked tells that one was.
- */
-static List *
-eligible_stages(Req *r, bool *self_blocked)
-{
-	List	   *result = NIL;
-	bool		actor_is_requester = streq(r->actor.id, r->requester);
-
-	*self_blocked = false;
-	for (int i = 0; i < r->nstages; i++)
-	{
-		StageRow   *s = &r->stages[i];
-		ListCell   *lc;
-		List	   *candidates = NIL;
-
-		if (s->state != STAGE_ACTIVE)
-			continue;
-		foreach(lc, request_sets(r))
-		{
-			ApprovalTargetSet *set = lfirst(lc);
-
-			if (!lists_overlap(set->targets, s->targets))
-				continue;
-			if (!r->wf->allow_self_approval &&
-				(actor_is_requester || streq(set->principal, r->requester)))
-			{
-				*self_blocked = true;
-				continue;
-			}
-			candidates = lappend(candidates, set);
-		}
-		if (candidates != NIL)
-		{
-			Eligible   *e = palloc(sizeof(Eligible));
-
-			e->stage = s;
-			e->set = choose_capacity(r, s, candidates);
-			result = lappend(result, e);
-		}
-	}
-	return result;
-}
-
 /* Nothing to vote on: AP001, AP007 or AP003 */
-static void
-no_eligible_stage(Req *r, bool self_blocked, const char *verb) pg_attribute_noreturn();
-
-static void
-no_eligible_stage(Req *r, bool self_blocked, const char *verb)
+void
+engine_no_eligible_stage(Req *r, bool self_blocked, const char *verb)
 {
 	request_require_visible(r);
 	if (self_blocked && streq(r->actor.id, r->requester))
@@ -372,30 +232,20 @@ engine_repeats_last_vote(Req *r, const char *decision)
 		strcmp(approval_gettext(0, 1), decision) == 0;
 }
 
-/*
- * Open a request for a vote ("approve", "reject", "request_changes") and
- * find where the actor may cast it.  NIL when the call repeats the actor's
- * last vote and nothing is left to do; otherwise raises AP001, AP002, AP003
- * or AP007 when there is nowhere to vote.
- */
-List *
-engine_open_for_vote(Req *r, const char *decision, const char *verb)
+/* Whoever votes or comments (and for whom) may see the request from now on */
+static void
+voter_hears(Req *r, const char *on_behalf)
 {
-	List	   *eligible;
-	bool		self_blocked;
-
-	if (r->state != REQUEST_PENDING)
-	{
-		if (engine_repeats_last_vote(r, decision))
-			return NIL;
-		request_require_pending(r);
-	}
-	eligible = eligible_stages(r, &self_blocked);
-	if (eligible == NIL && !engine_repeats_last_vote(r, decision))
-		no_eligible_stage(r, self_blocked, verb);
-	return eligible;
+	request_add_audience(r, psprintf("voter:%s", r->actor.id));
+	if (on_behalf != NULL)
+		request_add_audience(r, psprintf("voter:%s", on_behalf));
 }
 
+/*
+ * Record one vote at one stage, in the capacity eligibility.c chose.
+ * Returns false when the same vote was already there (a no-op); raises
+ * AP004 for a contradicting one.
+ */
 bool
 engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason,
 			const char *comment)
@@ -448,6 +298,7 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 	else
 		s->rejections++;
 	s->dirty = true;
+	voter_hears(r, on_behalf);
 
 	aj_init(&j);
 	aj_str(&j, "stage", s->stage);
@@ -482,25 +333,6 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 		engine_finish(r, false, reason, denial);
 	}
 	return true;
-}
-
-/*
- * distinct_approvers: one person approves at most one stage.  The stage
- * another approval of this request, in the current round of its stage,
- * involved the voter (the principal counted) or the acting person, or NULL.
- */
-char *
-engine_approved_elsewhere(Req *r, StageRow *s, const char *voter)
-{
-	Datum		args[4];
-
-	args[0] = Int64GetDatum(r->id);
-	args[1] = CStringGetTextDatum(s->stage);
-	args[2] = CStringGetTextDatum(voter);
-	args[3] = CStringGetTextDatum(r->actor.id);
-	if (approval_exec(&other_stage_approval_plan, args, NULL, false, 1) == 1)
-		return approval_gettext(0, 1);
-	return NULL;
 }
 
 /*
@@ -549,5 +381,6 @@ engine_record_note(Req *r, StageRow *s, const char *on_behalf, const char *decis
 	v[5] = text_or_null(comment, &n[5]);
 	v[6] = Int32GetDatum(s ? s->round : 1);
 	approval_exec(&insert_note_plan, v, n, false, 0);
+	voter_hears(r, on_behalf);
 }
 

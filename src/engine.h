@@ -79,6 +79,8 @@ typedef struct StageRow
 	bool		dirty;
 	bool		activated_now;
 	bool		decided_now;
+	StageState	loaded_state;	/* as read, to tell what changed */
+	int			loaded_round;
 	StageDef   *def;
 } StageRow;
 
@@ -91,6 +93,10 @@ typedef struct Req
 	char	   *workflow;
 	char	   *requester;
 	RequestState state;
+	RequestState loaded_state;	/* as read (a new request: its first state) */
+	TimestampTz submitted_at;
+	List	   *audience;		/* who may see it besides its requester (visibility.c) */
+	bool		audience_changed;
 	bool		has_order;
 	int			current_order;
 	Jsonb	   *payload;
@@ -115,6 +121,37 @@ typedef struct Eligible
 	ApprovalTargetSet *set;
 } Eligible;
 
+/* A place where a vote may be cast: an active stage of a pending request */
+typedef struct VoteSpot
+{
+	int64		request_id;
+	const char *stage;
+	int			round;
+	List	   *targets;		/* the stage's, C strings */
+	const char *requester;
+	const char *workflow;
+	bool		allow_self_approval;
+	bool		distinct_approvers;
+} VoteSpot;
+
+/* Why the actor may or may not vote at a spot (eligibility.c) */
+typedef enum VoteWhy
+{
+	VOTE_NOT_TARGET,
+	VOTE_SELF,
+	VOTE_DISTINCT,
+	VOTE_CAST,
+	VOTE_OPEN
+} VoteWhy;
+
+/* ---- eligibility.c: who may vote where ---- */
+
+extern ApprovalTargetSet *eligibility_capacity(const ApprovalActor *actor, List *sets,
+											   const VoteSpot *spot, bool approval,
+											   VoteWhy *why, char **elsewhere);
+extern Eligible *engine_eligible_at(Req *r, StageRow *s, bool approval, VoteWhy *why,
+									char **elsewhere);
+
 /* ---- request.c: load, lock and save ---- */
 
 extern Req *request_open(int64 id);
@@ -126,6 +163,7 @@ extern bool request_condition(Req *r, JsonPath *cond);
 extern List *request_sets(Req *r);
 extern void request_event(Req *r, const char *kind, Jsonb *data, const char *stage,
 						  List *targets);
+extern void request_add_audience(Req *r, const char *key);
 extern bool request_save(Req *r);
 extern Datum request_state_datum(RequestState state);
 extern Datum request_done(Req *r);
@@ -137,11 +175,11 @@ extern void engine_finish(Req *r, bool approved, const char *reason, const char 
 extern void engine_activate_stage(Req *r, StageRow *s);
 extern void engine_advance(Req *r);
 extern Jsonb *engine_stage_data(StageRow *s);
-extern List *engine_open_for_vote(Req *r, const char *decision, const char *verb);
+extern void engine_no_eligible_stage(Req *r, bool self_blocked, const char *verb)
+			pg_attribute_noreturn();
 extern bool engine_repeats_last_vote(Req *r, const char *decision);
 extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
 							   const char *reason, const char *comment);
-extern char *engine_approved_elsewhere(Req *r, StageRow *s, const char *voter);
 extern void engine_require_no_vote(Req *r, Eligible *e, const char *decision);
 extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 							   const char *decision, const char *comment);

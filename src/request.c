@@ -54,7 +54,8 @@ stage_state_from_name(const char *name)
 /* ---------- statements ---------- */
 
 static ApprovalPlan lock_request_plan = {
-	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash"
+	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash,"
+	"  audience, created_at"
 	"  FROM approval.request WHERE id = $1 FOR UPDATE",
 	1, {INT8OID}
 };
@@ -73,12 +74,12 @@ static ApprovalPlan load_stages_plan = {
 
 #define INSERT_REQUEST \
 	"INSERT INTO approval.request (id, workflow_id, workflow, title, subject, payload, requester," \
-	"  state, current_order, decided_at, last_hash)" \
+	"  state, current_order, decided_at, last_hash, audience)" \
 	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9," \
-	"  CASE WHEN $10 THEN pg_catalog.now() END, $11)"
+	"  CASE WHEN $10 THEN pg_catalog.now() END, $11, $12)"
 #define INSERT_REQUEST_TYPES \
 	{INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, \
-	BOOLOID, BYTEAOID}
+	BOOLOID, BYTEAOID, TEXTARRAYOID}
 
 /* with a subject: another open request for it wins (idempotent submit) */
 static ApprovalPlan insert_request_plan = {
@@ -86,22 +87,22 @@ static ApprovalPlan insert_request_plan = {
 	" ON CONFLICT (workflow, subject)"
 	"  WHERE subject IS NOT NULL AND state IN ('pending', 'changes_requested') DO NOTHING"
 	" RETURNING id",
-	11, INSERT_REQUEST_TYPES
+	12, INSERT_REQUEST_TYPES
 };
 
 /* without a subject nothing can conflict */
 static ApprovalPlan insert_request_nosubject_plan = {
 	INSERT_REQUEST,
-	11, INSERT_REQUEST_TYPES
+	12, INSERT_REQUEST_TYPES
 };
 
 static ApprovalPlan save_request_plan = {
 	"UPDATE approval.request SET state = $2::approval.request_state, current_order = $3,"
 	"  payload = COALESCE($4, payload),"
 	"  decided_at = CASE WHEN $5 THEN pg_catalog.now() ELSE decided_at END,"
-	"  last_hash = $6, updated_at = pg_catalog.now()"
+	"  last_hash = $6, updated_at = pg_catalog.now(), audience = COALESCE($7, audience)"
 	" WHERE id = $1",
-	6, {INT8OID, TEXTOID, INT4OID, JSONBOID, BOOLOID, BYTEAOID}
+	7, {INT8OID, TEXTOID, INT4OID, JSONBOID, BOOLOID, BYTEAOID, TEXTARRAYOID}
 };
 
 static ApprovalPlan insert_stage_plan = {
@@ -122,6 +123,20 @@ static ApprovalPlan save_stage_plan = {
 	" WHERE request_id = $1 AND stage = $2",
 	10, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
 	BOOLOID, BOOLOID}
+};
+
+/* the stages no longer open to votes, or restarted, lose their rows */
+static ApprovalPlan delete_votable_plan = {
+	"DELETE FROM approval.pending_vote WHERE request_id = $1 AND stage = ANY ($2)",
+	2, {INT8OID, TEXTARRAYOID}
+};
+
+/* a stage open to votes: one row per target */
+static ApprovalPlan insert_votable_plan = {
+	"INSERT INTO approval.pending_vote (request_id, stage, target, round, submitted_at,"
+	"  requester, workflow, allow_self_approval, distinct_approvers, targets)"
+	" SELECT $1, $2, t, $3, $4, $5, $6, $7, $8, $9 FROM pg_catalog.unnest($9) t",
+	9, {INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, BOOLOID, BOOLOID, TEXTARRAYOID}
 };
 
 /* The approval.request_state value of a state */
@@ -202,6 +217,9 @@ request_open(int64 id)
 	r->current_order = isnull ? 0 : DatumGetInt32(d);
 	d = approval_copy_datum(0, 6, &isnull);
 	last_hash = isnull ? NULL : DatumGetByteaP(d);
+	r->audience = approval_array_to_list(DatumGetArrayTypeP(approval_getdatum(0, 7, &isnull)));
+	r->submitted_at = DatumGetTimestampTz(approval_getdatum(0, 8, &isnull));
+	r->loaded_state = r->state;
 	approval_events_init(&r->ev, id, r->workflow, last_hash);
 	/* (this runs statements of its own: read the row above first) */
 	r->wf = approval_workflow_get(wfid);
@@ -223,17 +241,11 @@ request_open(int64 id)
 		s->rejections = approval_getint32(i, 8);
 		s->reject_required = approval_getint32(i, 9);
 		s->round = approval_getint32(i, 10);
+		s->loaded_state = s->state;
+		s->loaded_round = s->round;
 		s->def = (s->idx < r->wf->nstages) ? &r->wf->stages[s->idx] : NULL;
 	}
 	return r;
-}
-
-/* AP001 unless the actor may see the request (visibility.c has the rule) */
-void
-request_require_visible(Req *r)
-{
-	if (!approval_request_visible(&r->actor, request_sets(r), r->id))
-		approval_not_found(r->id);
 }
 
 /* AP002 (or AP001) unless the request is pending */
@@ -313,6 +325,71 @@ save_stage(Req *r, StageRow *s)
 }
 
 /*
+ * Keep approval.pending_vote: a stage has rows while it is active and its
+ * request pending.  Those that stop being so, or start a new round, lose
+ * theirs; those that start get them.
+ */
+static void
+save_votable(Req *r)
+{
+	List	   *gone = NIL;
+
+	for (int i = 0; i < r->nstages; i++)
+	{
+		StageRow   *s = &r->stages[i];
+		bool		before = !r->is_new && s->loaded_state == STAGE_ACTIVE &&
+			r->loaded_state == REQUEST_PENDING;
+		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
+
+		if (before && (!after || s->round != s->loaded_round))
+			gone = lappend(gone, s->stage);
+	}
+	if (gone != NIL)
+	{
+		Datum		args[2];
+
+		args[0] = Int64GetDatum(r->id);
+		args[1] = PointerGetDatum(approval_text_array(gone));
+		approval_exec(&delete_votable_plan, args, NULL, false, 0);
+	}
+
+	for (int i = 0; i < r->nstages; i++)
+	{
+		StageRow   *s = &r->stages[i];
+		bool		before = !r->is_new && s->loaded_state == STAGE_ACTIVE &&
+			r->loaded_state == REQUEST_PENDING;
+		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
+		Datum		args[9];
+
+		if (!after || (before && s->round == s->loaded_round))
+			continue;
+		args[0] = Int64GetDatum(r->id);
+		args[1] = CStringGetTextDatum(s->stage);
+		args[2] = Int32GetDatum(s->round);
+		args[3] = TimestampTzGetDatum(r->submitted_at);
+		args[4] = CStringGetTextDatum(r->requester);
+		args[5] = CStringGetTextDatum(r->workflow);
+		args[6] = BoolGetDatum(r->wf->allow_self_approval);
+		args[7] = BoolGetDatum(r->wf->distinct_approvers);
+		args[8] = PointerGetDatum(approval_text_array(s->targets));
+		approval_exec(&insert_votable_plan, args, NULL, false, 0);
+	}
+}
+
+/* Add a key to the request's audience (visibility.c), once */
+void
+request_add_audience(Req *r, const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, r->audience)
+		if (strcmp(lfirst(lc), key) == 0)
+			return;
+	r->audience = lappend(r->audience, pstrdup(key));
+	r->audience_changed = true;
+}
+
+/*
  * Write everything that changed: the request row (with the new head of its
  * event chain), the stages, the events; then the callbacks.  Returns false
  * for a new request whose (workflow, subject) another open request took
@@ -323,8 +400,8 @@ request_save(Req *r)
 {
 	bytea	   *head;
 	bool		have_events;
-	char		n[11];
-	Datum		v[11];
+	char		n[12];
+	Datum		v[12];
 
 	memset(n, ' ', sizeof(n));
 	have_events = r->ev.pending != NIL;
@@ -345,6 +422,7 @@ request_save(Req *r)
 		v[9] = BoolGetDatum(r->decided_now);
 		v[10] = PointerGetDatum(head);
 		n[10] = head ? ' ' : 'n';
+		v[11] = PointerGetDatum(approval_text_array(r->audience));
 		if (approval_exec(r->subject ? &insert_request_plan : &insert_request_nosubject_plan,
 						  v, n, false, 0) == 0)
 			return false;
@@ -360,12 +438,15 @@ request_save(Req *r)
 		v[4] = BoolGetDatum(r->decided_now);
 		v[5] = PointerGetDatum(head);
 		n[5] = head ? ' ' : 'n';
+		v[6] = r->audience_changed ? PointerGetDatum(approval_text_array(r->audience)) : (Datum) 0;
+		n[6] = r->audience_changed ? ' ' : 'n';
 		approval_exec(&save_request_plan, v, n, false, 0);
 	}
 
 	for (int i = 0; i < r->nstages; i++)
 		if (r->is_new || r->stages[i].dirty)
 			save_stage(r, &r->stages[i]);
+	save_votable(r);
 
 	approval_events_write(&r->ev);
 

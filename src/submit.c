@@ -54,7 +54,7 @@ subject_holder(Req *r)
 						 "approval.resubmit(%lld, payload) changes its payload.",
 						 (long long) id, (long long) id)));
 	}
-	if (approval_request_visible(&r->actor, approval_actor_target_sets(&r->actor, r->workflow), id))
+	if (approval_actor_sees_request(&r->actor, id))
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
 				 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
@@ -79,6 +79,7 @@ approval_submit(PG_FUNCTION_ARGS)
 	WorkflowDef *wf;
 	ApprovalJson j;
 	int64		id;
+	ListCell   *lc;
 
 	approval_spi_connect();
 	approval_get_actor(&r->actor);
@@ -130,6 +131,8 @@ approval_submit(PG_FUNCTION_ARGS)
 	r->is_new = true;
 	r->id = nextval_internal(approval_relid("request_id_seq"), false);
 	r->state = REQUEST_PENDING;
+	r->loaded_state = REQUEST_PENDING;
+	r->submitted_at = GetCurrentTransactionStartTimestamp();
 	approval_events_init(&r->ev, r->id, r->workflow, NULL);
 
 	/* every stage's targets are resolved now, so a bad one fails the submit */
@@ -149,6 +152,9 @@ approval_submit(PG_FUNCTION_ARGS)
 		s->required = st->min_approvals;
 		s->reject_required = st->reject_by_quorum ? st->reject_quorum : 1;
 		s->round = 1;
+		/* whoever a stage names may see the request (visibility.c) */
+		foreach(lc, s->targets)
+			request_add_audience(r, lfirst(lc));
 	}
 
 	aj_init(&j);

@@ -7,113 +7,156 @@
  * it, or for whom a delegate did; to whoever's current target sets overlap
  * the targets of any of its stages, in any state (a delegation limited to
  * one workflow counts for that workflow's requests only); to approval_admin;
- * and to a gateway not acting for anyone.  Row-level security calls
- * approval.can_see() for each row; the engine asks the same question with
- * approval_request_visible() before it answers for a request, so that a
- * hidden request is AP001 everywhere and RLS and the functions never
- * disagree.
+ * and to a gateway not acting for anyone.
+ *
+ * The engine keeps on each request its audience: every target of every
+ * stage, and "voter:<id>" for whoever voted or commented (and for whom).  A
+ * viewer is who is asking, worked out once: whether they see everything,
+ * their id, and the keys they answer for (their targets and their
+ * "voter:<id>"), with the delegations limited to one workflow apart.
+ * Deciding for a request then reads no table: approval.sees() does it for
+ * each row under row-level security and in the views, can_see() for one
+ * request, and the engine for the request it holds, so that a hidden
+ * request is AP001 everywhere and RLS and the functions never disagree.
  *
  *-------------------------------------------------------------------------
  */
-#include "approval.h"
+#include "engine.h"
 
 #include "catalog/pg_type.h"
-#include "utils/builtins.h"
 
-static ApprovalPlan can_see_plan = {
-	"SELECT r.requester OPERATOR(pg_catalog.=) $2"
-	"    OR EXISTS (SELECT 1 FROM approval.request_stage s"
-	"                WHERE s.request_id OPERATOR(pg_catalog.=) r.id"
-	"                  AND s.targets OPERATOR(pg_catalog.&&) $3)"
-	"    OR EXISTS (SELECT 1 FROM approval.decision d"
-	"                WHERE d.request_id OPERATOR(pg_catalog.=) r.id"
-	"                  AND (d.actor OPERATOR(pg_catalog.=) $2"
-	"                       OR d.on_behalf_of OPERATOR(pg_catalog.=) $2))"
-	"  FROM approval.request r WHERE r.id OPERATOR(pg_catalog.=) $1",
-	3, {INT8OID, TEXTOID, TEXTARRAYOID}
-};
-
-/* a request of this workflow with a stage these targets answer for */
-static ApprovalPlan can_see_scoped_plan = {
-	"SELECT EXISTS (SELECT 1 FROM approval.request r"
-	"                 JOIN approval.request_stage s ON s.request_id OPERATOR(pg_catalog.=) r.id"
-	"                WHERE r.id OPERATOR(pg_catalog.=) $1 AND r.workflow OPERATOR(pg_catalog.=) $2"
-	"                  AND s.targets OPERATOR(pg_catalog.&&) $3)",
-	3, {INT8OID, TEXTOID, TEXTARRAYOID}
-};
-
-/* who is asking, as statement parameters */
+/* who is asking */
 typedef struct Viewer
 {
 	bool		sees_all;
-	Datum		actor;			/* text */
-	Datum		targets;		/* text[]: the capacities for every workflow */
-	int			nscoped;		/* delegations limited to one workflow */
-	Datum	   *scoped_workflow;	/* text */
-	Datum	   *scoped_targets; /* text[] */
+	char	   *actor;
+	int			nkeys;
+	text	  **keys;			/* targets for every workflow, and voter:<actor> */
+	List	   *scoped;			/* ApprovalTargetSet * limited to one workflow */
 } Viewer;
 
 static Viewer *
 viewer_make(const ApprovalActor *actor, List *sets)
 {
 	Viewer	   *v = palloc0(sizeof(Viewer));
+	ArrayType  *flat = approval_flatten_targets(sets);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
 	ListCell   *lc;
 
 	v->sees_all = actor->sees_all;
-	v->actor = CStringGetTextDatum(actor->id);
-	v->targets = PointerGetDatum(approval_flatten_targets(sets));
-	v->scoped_workflow = palloc(sizeof(Datum) * Max(list_length(sets), 1));
-	v->scoped_targets = palloc(sizeof(Datum) * Max(list_length(sets), 1));
+	v->actor = pstrdup(actor->id);
+	deconstruct_array(flat, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	v->keys = palloc(sizeof(text *) * (n + 1));
+	for (int i = 0; i < n; i++)
+		v->keys[v->nkeys++] = DatumGetTextPP(elems[i]);
+	v->keys[v->nkeys++] = cstring_to_text(psprintf("voter:%s", actor->id));
 	foreach(lc, sets)
 	{
 		ApprovalTargetSet *set = lfirst(lc);
 
-		if (set->scope == NULL)
-			continue;
-		v->scoped_workflow[v->nscoped] = CStringGetTextDatum(set->scope);
-		v->scoped_targets[v->nscoped] = PointerGetDatum(approval_text_array(set->targets));
-		v->nscoped++;
+		if (set->scope != NULL)
+			v->scoped = lappend(v->scoped, set);
 	}
 	return v;
 }
 
-/*
- * read_only: reuse the caller's snapshot (a STABLE function reading rows for
- * RLS); the engine passes false to read what its row lock protects.
- */
 static bool
-viewer_sees(Viewer *v, Datum request_id, bool read_only)
+text_eq(text *a, text *b)
 {
-	Datum		args[3];
-	bool		result = false;
+	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
+		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
+}
+
+static bool
+text_is(text *a, const char *s)
+{
+	size_t		len = strlen(s);
+
+	return VARSIZE_ANY_EXHDR(a) == len && memcmp(VARDATA_ANY(a), s, len) == 0;
+}
+
+/* The rule, for one request: its requester, workflow and audience */
+static bool
+viewer_sees(Viewer *v, text *requester, text *workflow, ArrayType *audience)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	ListCell   *lc;
 
 	if (v->sees_all)
 		return true;
-	args[0] = request_id;
-	args[1] = v->actor;
-	args[2] = v->targets;
-	if (approval_exec(&can_see_plan, args, NULL, read_only, 1) == 1)
-		result = approval_getbool(0, 1);
-	for (int i = 0; i < v->nscoped && !result; i++)
+	if (requester != NULL && text_is(requester, v->actor))
+		return true;
+	if (audience == NULL)
+		return false;
+	deconstruct_array(audience, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
 	{
-		args[1] = v->scoped_workflow[i];
-		args[2] = v->scoped_targets[i];
-		approval_exec(&can_see_scoped_plan, args, NULL, read_only, 1);
-		result = approval_getbool(0, 1);
+		text	   *member;
+
+		if (nulls[i])
+			continue;
+		member = DatumGetTextPP(elems[i]);
+		for (int k = 0; k < v->nkeys; k++)
+			if (text_eq(member, v->keys[k]))
+				return true;
+		foreach(lc, v->scoped)
+		{
+			ApprovalTargetSet *set = lfirst(lc);
+			ListCell   *lt;
+
+			if (workflow == NULL || !text_is(workflow, set->scope))
+				continue;
+			foreach(lt, set->targets)
+				if (text_is(member, lfirst(lt)))
+				return true;
+		}
 	}
-	return result;
+	return false;
 }
 
-/*
- * May this actor, with these capacities (approval_actor_target_sets), see
- * the request?  Needs SPI.
- */
-bool
-approval_request_visible(const ApprovalActor *actor, List *sets, int64 request_id)
+/* AP001 unless the actor may see the request the engine holds */
+void
+request_require_visible(Req *r)
 {
+	ArrayType  *audience = approval_text_array(r->audience);
+	Viewer	   *v;
+
+	if (r->actor.sees_all)
+		return;
+	v = viewer_make(&r->actor, approval_actor_target_sets(&r->actor, NULL));
+	if (!viewer_sees(v, cstring_to_text(r->requester), cstring_to_text(r->workflow), audience))
+		approval_not_found(r->id);
+}
+
+static ApprovalPlan audience_plan = {
+	"SELECT requester, workflow, audience FROM approval.request WHERE id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}
+};
+
+/* May the actor see another request than the one it holds?  Needs SPI. */
+bool
+approval_actor_sees_request(const ApprovalActor *actor, int64 request_id)
+{
+	Datum		arg = Int64GetDatum(request_id);
+	bool		isnull;
+	Viewer	   *v;
+
 	if (actor->sees_all)
 		return true;
-	return viewer_sees(viewer_make(actor, sets), Int64GetDatum(request_id), false);
+	if (approval_exec(&audience_plan, &arg, NULL, false, 1) != 1)
+		return false;
+	{
+		text	   *requester = DatumGetTextPP(approval_copy_datum(0, 1, &isnull));
+		text	   *workflow = DatumGetTextPP(approval_copy_datum(0, 2, &isnull));
+		ArrayType  *audience = DatumGetArrayTypeP(approval_copy_datum(0, 3, &isnull));
+
+		v = viewer_make(actor, approval_actor_target_sets(actor, NULL));
+		return viewer_sees(v, requester, workflow, audience);
+	}
 }
 
 /* AP001, the same for a request that does not exist and one that is hidden */
@@ -126,33 +169,85 @@ approval_not_found(int64 request_id)
 			 errhint("approval.my_requests and approval.my_pending list the requests you can see.")));
 }
 
-/*
- * can_see(request) → boolean, for the row-level security policies.  Who is
- * asking is worked out once per query and kept in fn_extra.
- */
-PG_FUNCTION_INFO_V1(approval_can_see);
-Datum
-approval_can_see(PG_FUNCTION_ARGS)
+/* Who is asking, worked out once per query and kept in fn_extra */
+static Viewer *
+query_viewer(FunctionCallInfo fcinfo)
 {
-	Viewer	   *v;
-	bool		result;
+	Viewer	   *v = (Viewer *) fcinfo->flinfo->fn_extra;
 
-	approval_spi_connect();
-	v = (Viewer *) fcinfo->flinfo->fn_extra;
 	if (v == NULL)
 	{
 		ApprovalActor actor;
 		List	   *sets;
 		MemoryContext old;
 
+		approval_spi_connect();
 		approval_get_actor(&actor);
 		sets = approval_actor_target_sets(&actor, NULL);
 		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
 		v = viewer_make(&actor, sets);
+		/* the scoped sets may live in the actor cache: copy them */
+		{
+			List	   *copy = NIL;
+			ListCell   *lc;
+
+			foreach(lc, v->scoped)
+			{
+				ApprovalTargetSet *src = lfirst(lc);
+				ApprovalTargetSet *dst = palloc0(sizeof(ApprovalTargetSet));
+				ListCell   *lt;
+
+				dst->principal = pstrdup(src->principal);
+				dst->scope = pstrdup(src->scope);
+				foreach(lt, src->targets)
+					dst->targets = lappend(dst->targets, pstrdup(lfirst(lt)));
+				copy = lappend(copy, dst);
+			}
+			v->scoped = copy;
+		}
 		MemoryContextSwitchTo(old);
+		approval_spi_finish();
 		fcinfo->flinfo->fn_extra = v;
 	}
-	result = viewer_sees(v, PG_GETARG_DATUM(0), true);
+	return v;
+}
+
+/*
+ * sees(requester text, workflow text, audience text[]) → boolean: the row
+ * level security policy of approval.request, and the views' filter.
+ */
+PG_FUNCTION_INFO_V1(approval_sees);
+Datum
+approval_sees(PG_FUNCTION_ARGS)
+{
+	Viewer	   *v = query_viewer(fcinfo);
+
+	PG_RETURN_BOOL(viewer_sees(v,
+							   PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+							   PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1),
+							   PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2)));
+}
+
+/* can_see(request) → boolean: the same rule for one request by id */
+PG_FUNCTION_INFO_V1(approval_can_see);
+Datum
+approval_can_see(PG_FUNCTION_ARGS)
+{
+	Viewer	   *v = query_viewer(fcinfo);
+	Datum		arg = PG_GETARG_DATUM(0);
+	bool		result = false;
+
+	approval_spi_connect();
+	if (approval_exec(&audience_plan, &arg, NULL, true, 1) == 1)
+	{
+		bool		isnull;
+		Datum		audience = approval_getdatum(0, 3, &isnull);
+
+		result = viewer_sees(v,
+							 DatumGetTextPP(approval_getdatum(0, 1, &isnull)),
+							 DatumGetTextPP(approval_getdatum(0, 2, &isnull)),
+							 DatumGetArrayTypeP(audience));
+	}
 	approval_spi_finish();
 	PG_RETURN_BOOL(result);
 }
