@@ -590,38 +590,48 @@ CREATE POLICY delegation_visible ON approval.delegation FOR SELECT USING (
 
 -- Where a request stands: its active stages, their votes, and whom it waits
 -- on (the targets of its active stages, without inactive principals; the
--- requester while changes are requested), with display names.  Read for
--- the rows a view returns.
+-- requester while changes are requested), with display names.  Inlined
+-- into the views that call it for the rows they return (so it has no SET
+-- clause, and names everything with its schema).
 CREATE FUNCTION approval.waiting(request bigint, state approval.request_state, requester text)
     RETURNS TABLE (active_stages text[], votes text, waiting_on text[], waiting_on_names text[])
     LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
     AS $$
     SELECT a.active_stages, a.votes, w.waiting_on, w.waiting_on_names
-      FROM (SELECT array_agg(s.stage ORDER BY s.stage_order, s.stage_idx) AS active_stages,
-                   string_agg(s.stage || ' ' || s.approvals || '/' || s.required, ', '
-                              ORDER BY s.stage_order, s.stage_idx) AS votes
+      FROM (SELECT pg_catalog.array_agg(s.stage ORDER BY s.stage_order, s.stage_idx) AS active_stages,
+                   pg_catalog.string_agg(pg_catalog.format('%s %s/%s', s.stage, s.approvals, s.required),
+                                         ', ' ORDER BY s.stage_order, s.stage_idx) AS votes
               FROM approval.request_stage s
-             WHERE s.request_id = waiting.request AND s.state = 'active'
-               AND waiting.state = 'pending') a,
+             WHERE s.request_id OPERATOR(pg_catalog.=) $1
+               AND s.state OPERATOR(pg_catalog.=) 'active'::approval.stage_state
+               AND $2 OPERATOR(pg_catalog.=) 'pending'::approval.request_state) a,
            LATERAL (
-            SELECT array_agg(t.target ORDER BY t.target) AS waiting_on,
-                   array_agg(t.name ORDER BY t.target) AS waiting_on_names
+            SELECT pg_catalog.array_agg(t.target ORDER BY t.target) AS waiting_on,
+                   pg_catalog.array_agg(t.name ORDER BY t.target) AS waiting_on_names
               FROM (SELECT DISTINCT x.target,
-                           COALESCE(p.display_name, g.description, substr(x.target, strpos(x.target, ':') + 1)) AS name
-                      FROM (SELECT unnest(s.targets) AS target
+                           COALESCE(CASE pg_catalog.split_part(x.target, ':', 1)
+                                    WHEN 'user' THEN
+                                        (SELECT p.display_name FROM approval.principal p
+                                          WHERE p.id OPERATOR(pg_catalog.=) pg_catalog.split_part(x.target, ':', 2))
+                                    WHEN 'group' THEN
+                                        (SELECT g.description FROM approval.approver_group g
+                                          WHERE g.name OPERATOR(pg_catalog.=) pg_catalog.split_part(x.target, ':', 2))
+                                    END,
+                                    pg_catalog.split_part(x.target, ':', 2)) AS name
+                      FROM (SELECT pg_catalog.unnest(s.targets) AS target
                               FROM approval.request_stage s
-                             WHERE s.request_id = waiting.request AND s.state = 'active'
-                               AND waiting.state = 'pending'
+                             WHERE s.request_id OPERATOR(pg_catalog.=) $1
+                               AND s.state OPERATOR(pg_catalog.=) 'active'::approval.stage_state
+                               AND $2 OPERATOR(pg_catalog.=) 'pending'::approval.request_state
                             UNION ALL
-                            SELECT 'user:' || waiting.requester
-                             WHERE waiting.state = 'changes_requested') x
-                      LEFT JOIN approval.principal p
-                        ON x.target LIKE 'user:%' AND p.id = substr(x.target, 6)
-                      LEFT JOIN approval.approver_group g
-                        ON x.target LIKE 'group:%' AND g.name = substr(x.target, 7)
+                            SELECT pg_catalog.concat('user:', $3)
+                             WHERE $2 OPERATOR(pg_catalog.=) 'changes_requested'::approval.request_state) x
                      -- an inactive principal is no approver
-                     WHERE p.active IS NOT FALSE OR waiting.state = 'changes_requested') t
+                     WHERE $2 OPERATOR(pg_catalog.=) 'changes_requested'::approval.request_state
+                        OR pg_catalog.split_part(x.target, ':', 1) OPERATOR(pg_catalog.<>) 'user'
+                        OR NOT EXISTS (SELECT 1 FROM approval.principal p
+                                        WHERE p.id OPERATOR(pg_catalog.=) pg_catalog.split_part(x.target, ':', 2)
+                                          AND NOT p.active)) t
            ) w
     $$;
 
@@ -667,8 +677,8 @@ WITH RECURSIVE mine AS MATERIALIZED (
                      ORDER BY x.submitted_at, x.request_id, x.stage LIMIT 1) n
 )
 SELECT w.request_id, w.workflow, r.title, w.requester, w.stage,
-       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of,
-       w.submitted_at, r.due_at
+       w.submitted_at, r.due_at,
+       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of
   FROM walk w
  CROSS JOIN LATERAL (SELECT approval.vote_capacity(w::approval.pending_vote) AS principal OFFSET 0) c
   JOIN approval.request r ON r.id = w.request_id

@@ -13,6 +13,9 @@
 #   pl_approve    test/bench/plbench.sql
 #   route         approval.route() among 1,000 workflows against plain SQL
 #                 (one client, in a database of its own)
+#   scale         the pages people open (my_pending, my_requests,
+#                 request_status, a count under row-level security) with a
+#                 million pending requests, in a database of their own
 #
 # The four engine workloads run with approval.notify (and plbench.notify) on
 # and off.  Every workload runs BENCH_RUNS times, interleaved, and the median
@@ -29,6 +32,8 @@
 #                  perf data)
 #   BENCH_SOURCE   what the installed library was built from, for the report
 #                  (default: this tree's commit and its uncommitted files)
+#   BENCH_SCALE_REQUESTS  pending requests of the "pages at scale" section
+#                  (default 1000000)
 #
 # PostgreSQL refuses to run as root, so as root this script runs itself again
 # as the "postgres" system user.  Everything but the report goes to a
@@ -44,6 +49,7 @@ BENCH_WARMUP=${BENCH_WARMUP:-3}
 BENCH_OUT=${BENCH_OUT:-$root/doc/performance.md}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_PROFILE=${BENCH_PROFILE:-1}
+BENCH_SCALE_REQUESTS=${BENCH_SCALE_REQUESTS:-1000000}
 CLIENTS=8
 JOBS=2
 SCALE=8
@@ -124,6 +130,7 @@ if [ "$(id -u)" -eq 0 ]; then
         APPROVAL_BENCH_ROOT="$tmp/src" \
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_RUNS="$BENCH_RUNS" BENCH_WARMUP="$BENCH_WARMUP" \
         BENCH_PROFILE="$BENCH_PROFILE" BENCH_KEEP="$BENCH_KEEP" BENCH_SOURCE="$BENCH_SOURCE" PG_CONFIG="$PG_CONFIG" PATH="$PATH" \
+        BENCH_SCALE_REQUESTS="$BENCH_SCALE_REQUESTS" \
         bash "$tmp/src/tools/bench.sh") || status=$?
     if [ "$status" -eq 0 ]; then
         cp "$tmp/performance.md" "$BENCH_OUT"
@@ -411,6 +418,43 @@ for ((r = 1; r <= BENCH_RUNS; r++)); do
 done
 
 # ---------------------------------------------------------------------------
+# Pages at scale: the pages people open every day, with BENCH_SCALE_REQUESTS
+# pending requests (test/bench/scale.sql), as a plain approval_user (row
+# level security applies).  Each page runs six times in one session, the
+# first to warm it; the best of the other five (planning + execution, from
+# EXPLAIN ANALYZE) is reported with its plan.
+# ---------------------------------------------------------------------------
+say "pages at scale: $BENCH_SCALE_REQUESTS pending requests"
+sdb=bench_scale
+psql -U "$me" -d postgres -c "CREATE DATABASE $sdb" >/dev/null
+psql -U "$me" -d "$sdb" -v n="$BENCH_SCALE_REQUESTS" -f "$root/test/bench/scale.sql" >/dev/null
+scale_rid=$((BENCH_SCALE_REQUESTS / 2 + 1))
+declare -A scale_sql=(
+    [my_pending]="SELECT * FROM approval.my_pending LIMIT 20"
+    [my_requests]="SELECT * FROM approval.my_requests LIMIT 20"
+    [request_status]="SELECT * FROM approval.request_status WHERE request_id = $scale_rid"
+    [count]="SELECT count(*) FROM approval.request"
+)
+declare -A scale_best scale_runs scale_plan
+for page in my_pending my_requests request_status count; do
+    {
+        for i in 1 2 3 4 5 6; do
+            echo "\\echo @@run $i"
+            echo "EXPLAIN (ANALYZE, BUFFERS) ${scale_sql[$page]};"
+        done
+    } >"$tmp/scale-$page.sql"
+    psql -U scale_p0001 -d "$sdb" -f "$tmp/scale-$page.sql" >"$runs/scale-$page.txt"
+    # run number, planning + execution ms, for runs 2..6
+    times=$(awk '/^@@run/ { run = $2 } /Planning Time:/ { p[run] = $3 } /Execution Time:/ { e[run] = $3 }
+                 END { for (r = 2; r <= 6; r++) printf "%d %.3f\n", r, p[r] + e[r] }' "$runs/scale-$page.txt")
+    best_run=$(sort -k2 -g <<<"$times" | head -n 1 | cut -d' ' -f1)
+    scale_best[$page]=$(sort -k2 -g <<<"$times" | head -n 1 | cut -d' ' -f2)
+    scale_runs[$page]=$(cut -d' ' -f2 <<<"$times" | awk '{ printf "%s%s", (NR > 1 ? ", " : ""), $1 }')
+    scale_plan[$page]=$(awk -v r="$best_run" '/^@@run/ { on = ($2 == r); next } on' "$runs/scale-$page.txt")
+    printf '   %-15s best %8s ms  (%s)\n' "$page" "${scale_best[$page]}" "${scale_runs[$page]}"
+done
+
+# ---------------------------------------------------------------------------
 # Where the time goes (BENCH_PROFILE=1): not part of the figures above.
 # ---------------------------------------------------------------------------
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
@@ -575,6 +619,28 @@ v2="met"; meets "$ext_r" "$sql_r" 2 || v2="**not met**"
 route_table="| **approval.route()** | **$(fmt "$ext_r")** | $(runs_of "${route_tps[ext_route]}") | **$(per_call "$ext_r")** (< 1 ms: $v1) | **$(ratio "$ext_r" "$sql_r")** (≥ 2: $v2) |
 | SQL over the same rows | $(fmt "$sql_r") | $(runs_of "${route_tps[sql_route]}") | $(per_call "$sql_r") | 1.00 |"
 
+scale_goal() {
+    case $1 in
+        my_pending|my_requests) awk -v t="$2" 'BEGIN { if (t < 2) print "< 2 ms: met"; else print "< 2 ms: **not met**" }' ;;
+        request_status) awk -v t="$2" 'BEGIN { if (t < 1) print "< 1 ms: met"; else print "< 1 ms: **not met**" }' ;;
+        count) awk -v t="$2" 'BEGIN { if (12533 / t >= 10) printf "≥ 10 × faster than 12,533 ms: met (%.0f ×)", 12533 / t;
+                                     else printf "≥ 10 × faster than 12,533 ms: **not met** (%.1f ×)", 12533 / t }' ;;
+    esac
+}
+scale_table=""
+scale_plans=""
+for page in my_pending my_requests request_status count; do
+    scale_table+="| \`$page\` | \`${scale_sql[$page]}\` | **${scale_best[$page]} ms** | ${scale_runs[$page]} | $(scale_goal "$page" "${scale_best[$page]}") |
+"
+    scale_plans+="
+**$page** (\`${scale_sql[$page]}\`):
+
+\`\`\`
+${scale_plan[$page]}
+\`\`\`
+"
+done
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 interpretation=$root/test/bench/interpretation.md
@@ -621,6 +687,29 @@ per run, median of $BENCH_RUNS.
 $route_table
 
 Targets: under 1 ms per call, and at least 2 × faster than the SQL.
+
+## Pages at scale
+
+$BENCH_SCALE_REQUESTS pending requests from 1,000 people over 50 groups
+(\`test/bench/scale.sql\`: each person answers for $((BENCH_SCALE_REQUESTS / 50))
+of them through a group and has submitted $((BENCH_SCALE_REQUESTS / 1000))), read as
+\`scale_p0001\`, a plain \`approval_user\` (row-level security applies).  Each
+page ran six times in one session; the first warmed it, and the best of the
+other five is shown (planning + execution, from \`EXPLAIN ANALYZE\`), with
+each run's time.
+
+| page | query | best of 5 | runs (ms) | goal |
+|---|---|---:|---|---|
+$scale_table
+
+Before this release (0.2.0), on this machine with the same data, the same
+pages took: \`my_pending\` 936 ms and the count 3,684 ms at 200,000 requests,
+growing with them; the goals were set from 1,119 ms, 10.8 ms, 20.4 ms and
+12,533 ms at a million.
+
+The plans of the best runs:
+
+$scale_plans
 
 After the runs the script checked both engines: every hash chain verifies
 (\`approval.verify_audit()\`, \`plbench.verify_audit()\`), and the event
