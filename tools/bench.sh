@@ -369,42 +369,14 @@ echo "   $counts; every hash chain verified, the events match the flow"
 say "routing among 1,000 workflows"
 rdb=bench_route
 psql -U "$me" -d postgres -c "CREATE DATABASE $rdb" >/dev/null
-psql -U "$me" -d "$rdb" <<'SQL' >/dev/null
-CREATE EXTENSION approval;
-INSERT INTO approval.principal (id, pg_role, attributes)
-VALUES ('requester', 'bench_requester', '{"department": "it"}');
-SELECT count(approval.define_workflow(jsonb_build_object(
-           'name', 'route-' || lpad(i::text, 4, '0'),
-           'priority', i,
-           'match', format('$.dept == "dept-%s" && $.cost < 5000', i))))
-  FROM generate_series(1, 1000) AS i;
--- the rows the expert's query reads: the same conditions, already compiled
-CREATE TABLE route_rules AS
-SELECT name, priority, match FROM approval.workflows WHERE enabled;
-CREATE INDEX ON route_rules (priority, name);
-GRANT SELECT ON route_rules TO bench_requester;
-GRANT SELECT ON approval.principal TO bench_requester;
-SQL
-cat >"$tmp/ext_route.sql" <<'SQL'
-SELECT approval.route('{"dept": "dept-1000", "cost": 120}'::jsonb);
-SQL
-cat >"$tmp/sql_route.sql" <<'SQL'
-WITH v AS (
-    SELECT jsonb_build_object('requester', p.attributes || jsonb_build_object(
-               'id', p.id, 'email', p.email, 'display_name', p.display_name, 'manager', p.manager_id),
-           'workflow', '') AS vars
-      FROM approval.principal p WHERE p.pg_role = current_user)
-SELECT r.name FROM route_rules r, v
- WHERE jsonb_path_match('{"dept": "dept-1000", "cost": 120}'::jsonb, r.match, v.vars, true)
- ORDER BY r.priority, r.name LIMIT 1;
-SQL
-[ "$(psql -At -U bench_requester -d "$rdb" -f "$tmp/ext_route.sql")" = route-1000 ] ||
+psql -U "$me" -d "$rdb" -f "$root/test/bench/route_setup.sql" >/dev/null
+[ "$(psql -At -U bench_requester -d "$rdb" -f "$root/test/bench/ext_route.sql")" = route-1000 ] ||
     die "approval.route() did not route to route-1000"
-[ "$(psql -At -U bench_requester -d "$rdb" -f "$tmp/sql_route.sql")" = route-1000 ] ||
+[ "$(psql -At -U bench_requester -d "$rdb" -f "$root/test/bench/sql_route.sql")" = route-1000 ] ||
     die "the SQL baseline did not route to route-1000"
 route_run() {
     local what=$1 out=$runs/route-$1.log
-    "$bindir/pgbench" -n -c 1 -j 1 -T "$BENCH_SECONDS" -U bench_requester -f "$tmp/$what.sql" "$rdb" \
+    "$bindir/pgbench" -n -c 1 -j 1 -T "$BENCH_SECONDS" -U bench_requester -f "$root/test/bench/$what.sql" "$rdb" \
         >"$out" 2>&1 || { cat "$out" >&2; die "route run $what failed"; }
     sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$out" | head -n 1
 }
