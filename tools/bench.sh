@@ -229,6 +229,14 @@ declare -A results        # workload key -> TPS of each timed run, space-separat
 declare -A best_approve   # engine -> highest approve TPS seen (to size the pool)
 last_submit_tps=0
 
+# approval.notify is superuser-set: the bench roles get it as a role
+# setting, which a new connection applies (plbench.notify is the client's).
+#   set_notify on|off
+set_notify() {
+    sql "ALTER ROLE bench_requester SET approval.notify = $1" >/dev/null
+    sql "ALTER ROLE bench_approver SET approval.notify = $1" >/dev/null
+}
+
 # One pgbench run; prints its TPS.  Fails on any failed transaction or
 # aborted client, so that every reported figure is of clean runs only.
 #   pgbench_run LABEL SECONDS USER NOTIFY(on|off|-) SCRIPT|builtin
@@ -236,7 +244,7 @@ pgbench_run() {
     local label=$1 secs=$2 user=$3 notify=$4 what=$5 out opts=""
     out=$runs/$label.log
     case $notify in
-        on|off) opts="-c approval.notify=$notify -c plbench.notify=$notify" ;;
+        on|off) opts="-c plbench.notify=$notify"; set_notify "$notify" ;;
     esac
     sql "CHECKPOINT" >/dev/null
     local args=(-n -c "$CLIENTS" -j "$JOBS" -T "$secs" -U "$user")
@@ -261,7 +269,8 @@ pool_ready() {
     IFS='|' read -r lo hi n < <(sql "SELECT coalesce(lo, 0), coalesce(hi, 0), n FROM bench.pending_range('$engine')")
     if [ "$n" -lt "$need" ]; then
         per=$(( (need - n + CLIENTS - 1) / CLIENTS ))
-        PGOPTIONS="-c approval.notify=off -c plbench.notify=off" \
+        set_notify off
+        PGOPTIONS="-c plbench.notify=off" \
             "$bindir/pgbench" -n -c "$CLIENTS" -j "$JOBS" -t "$per" -U bench_requester \
             -f "$tmp/${engine}_submit.sql" "$db" >"$runs/pool-$engine.log" 2>&1 ||
             { cat "$runs/pool-$engine.log" >&2; die "could not submit the requests to approve"; }
@@ -444,7 +453,8 @@ perf_profile() {
     [ "$op" = submit ] && user=bench_requester
     [ "$op" = approve ] && pool_ready "$engine" "$(pool_need "$engine" $((secs + 3)))"
     sql "CHECKPOINT" >/dev/null
-    PGOPTIONS="-c approval.notify=$notify -c plbench.notify=$notify" \
+    set_notify "$notify"
+    PGOPTIONS="-c plbench.notify=$notify" \
         "$bindir/pgbench" -n -c "$CLIENTS" -j "$JOBS" -T $((secs + 3)) -U "$user" \
         -f "$tmp/${engine}_$op.sql" "$db" >"$runs/perf-$name.log" 2>&1 &
     pid=$!
@@ -486,7 +496,8 @@ statement_times() {
     [ "$op" = submit ] && user=bench_requester
     [ "$op" = approve ] && pool_ready "$engine" "$(pool_need "$engine" "$secs")"
     sql "SELECT pg_stat_statements_reset()" >/dev/null
-    PGOPTIONS="-c approval.notify=off -c plbench.notify=off" \
+    set_notify off
+    PGOPTIONS="-c plbench.notify=off" \
         "$bindir/pgbench" -n -c 1 -j 1 -T "$secs" -U "$user" -f "$tmp/${engine}_$op.sql" "$db" \
         >"$runs/$name.log" 2>&1 || die "the run $name failed (see $runs/$name.log)"
     tx=$(sql "SELECT max(calls) FILTER (WHERE query LIKE 'SELECT %.$op(%') FROM pg_stat_statements")
