@@ -28,7 +28,8 @@
 /* the votes cast at a stage in a round: whom each counts for, who cast it */
 static ApprovalPlan stage_votes_plan = {
 	"SELECT COALESCE(on_behalf_of, actor), actor FROM approval.decision"
-	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')",
+	" WHERE request_id = $1 AND stage = $2 AND round = $3 AND decision IN ('approve', 'reject')"
+	" ORDER BY id",
 	3, {INT8OID, TEXTOID, INT4OID}
 };
 
@@ -104,7 +105,11 @@ eligibility_capacity(const ApprovalActor *actor, List *sets, const VoteSpot *spo
 		return NULL;
 	}
 
-	/* one person, one vote per stage: the capacity already used, if any */
+	/*
+	 * One person, one vote per stage: the actor's own earlier vote here
+	 * decides, even when the capacity it was cast in no longer answers for
+	 * the stage (a delegation ended, a group was left).
+	 */
 	args[0] = Int64GetDatum(spot->request_id);
 	args[1] = CStringGetTextDatum(spot->stage);
 	args[2] = Int32GetDatum(spot->round);
@@ -118,7 +123,11 @@ eligibility_capacity(const ApprovalActor *actor, List *sets, const VoteSpot *spo
 				if (streq(((ApprovalTargetSet *) lfirst(lc))->principal, counted))
 					chosen = lfirst(lc);
 			if (chosen == NULL)
-				chosen = linitial(candidates);
+			{
+				chosen = palloc0(sizeof(ApprovalTargetSet));
+				chosen->principal = counted;
+				chosen->delegated = !streq(counted, actor->id);
+			}
 		}
 	if (chosen != NULL)
 	{
