@@ -129,31 +129,27 @@ eligibility_capacity(const ApprovalActor *actor, List *sets, const VoteSpot *spo
 				chosen->delegated = !streq(counted, actor->id);
 			}
 		}
-	if (chosen != NULL)
-	{
-		*why = VOTE_CAST;
-		return chosen;
-	}
+	*why = VOTE_CAST;
 	/* else the first capacity (own first) whose principal has not voted */
-	foreach(lc, candidates)
-	{
-		ApprovalTargetSet *set = lfirst(lc);
-		bool		voted = false;
-
-		for (int i = 0; i < n && !voted; i++)
-			voted = strcmp(approval_gettext(i, 1), set->principal) == 0;
-		if (!voted)
-		{
-			chosen = set;
-			break;
-		}
-	}
 	if (chosen == NULL)
-	{
-		*why = VOTE_CAST;
-		return linitial(candidates);
-	}
+		foreach(lc, candidates)
+		{
+			ApprovalTargetSet *set = lfirst(lc);
+			bool		voted = false;
 
+			for (int i = 0; i < n && !voted; i++)
+				voted = strcmp(approval_gettext(i, 1), set->principal) == 0;
+			if (!voted)
+			{
+				chosen = set;
+				*why = VOTE_OPEN;
+				break;
+			}
+		}
+	if (chosen == NULL)
+		chosen = linitial(candidates);
+
+	/* distinct_approvers rules an approval out first, a repeat included */
 	if (approval && spot->distinct_approvers)
 	{
 		args[2] = CStringGetTextDatum(chosen->principal);
@@ -166,7 +162,6 @@ eligibility_capacity(const ApprovalActor *actor, List *sets, const VoteSpot *spo
 			return NULL;
 		}
 	}
-	*why = VOTE_OPEN;
 	return chosen;
 }
 
