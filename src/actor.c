@@ -126,14 +126,7 @@ static bool actor_callbacks = false;
 static void
 actor_cache_reset(void)
 {
-	if (actor_cxt != NULL)
-	{
-		if (IsTransactionState())
-			MemoryContextSetParent(actor_cxt, TopTransactionContext);
-		else
-			MemoryContextDelete(actor_cxt);
-		actor_cxt = NULL;
-	}
+	approval_retire_context(&actor_cxt);
 	actor_hash = NULL;
 }
 

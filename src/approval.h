@@ -108,6 +108,7 @@ extern List *approval_array_to_list(ArrayType *arr);
 
 extern void approval_exec_prepare(ApprovalPlan *p);
 extern Oid	approval_relid(const char *relname);
+extern void approval_retire_context(MemoryContext *cxt);
 extern Tuplestorestate *approval_srf_init(FunctionCallInfo fcinfo, TupleDesc *desc);
 
 /* A small builder for the jsonb objects of event data */

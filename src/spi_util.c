@@ -13,6 +13,9 @@
  */
 #include "approval.h"
 
+#include "access/xact.h"
+#include "utils/memutils.h"
+
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -189,6 +192,25 @@ approval_array_to_list(ArrayType *arr)
 		if (!nulls[i])
 			result = lappend(result, TextDatumGetCString(elems[i]));
 	return result;
+}
+
+/*
+ * Let go of a cache's memory context.  What was handed out from it earlier
+ * in this transaction may still be in use (an invalidation can arrive in
+ * the middle of an operation, at any SPI call), so inside a transaction the
+ * context is handed to the transaction and freed when it ends; outside one
+ * nobody holds a pointer and it is freed now.
+ */
+void
+approval_retire_context(MemoryContext *cxt)
+{
+	if (*cxt == NULL)
+		return;
+	if (IsTransactionState())
+		MemoryContextSetParent(*cxt, TopTransactionContext);
+	else
+		MemoryContextDelete(*cxt);
+	*cxt = NULL;
 }
 
 /* OID of a relation of the extension's schema */

@@ -67,23 +67,11 @@ static bool cache_enabled_valid = false;
 static Oid	cache_relid = InvalidOid;	/* approval.workflow the cache is of */
 static bool callback_registered = false;
 
-/*
- * Drop the cache.  Definitions handed out earlier in this transaction may
- * still be in use (an invalidation can arrive in the middle of an operation,
- * at any SPI call), so inside a transaction the old memory is handed to the
- * transaction and freed when it ends; outside one nobody holds a pointer.
- */
+/* Drop the cache (what is in use goes on living until the transaction ends) */
 static void
 cache_reset(void)
 {
-	if (cache_cxt != NULL)
-	{
-		if (IsTransactionState())
-			MemoryContextSetParent(cache_cxt, TopTransactionContext);
-		else
-			MemoryContextDelete(cache_cxt);
-		cache_cxt = NULL;
-	}
+	approval_retire_context(&cache_cxt);
 	cache_hash = NULL;
 	cache_names = NULL;
 	cache_enabled = NIL;
