@@ -41,6 +41,8 @@
 set -euo pipefail
 
 script=$(readlink -f "$0")
+# shellcheck source=tools/lib.sh
+. "$(dirname "$script")/lib.sh"
 root=${APPROVAL_BENCH_ROOT:-$(cd "$(dirname "$script")/.." && pwd)}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 BENCH_SECONDS=${BENCH_SECONDS:-15}
@@ -75,37 +77,15 @@ if [ -z "${BENCH_SOURCE:-}" ]; then
     fi
 fi
 
-# Stop a server whose data directory is DIR/data, if one runs.
-#   stop_server DIR [COMMAND PREFIX]
-# shellcheck disable=SC2317  # called from the EXIT traps
-stop_server() {
-    local dir=$1
-    shift
-    if [ -f "$dir/data/postmaster.pid" ]; then
-        "$@" "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 ||
-            "$@" "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
-    fi
-}
-
 # ---------------------------------------------------------------------------
 # As root: hand over to the postgres user, then put the report in place.
 # ---------------------------------------------------------------------------
 if [ "$(id -u)" -eq 0 ]; then
-    if ! id postgres >/dev/null 2>&1; then
-        echo "bench.sh: running as root needs the 'postgres' system user (tools/bootstrap.sh installs PostgreSQL)" >&2
-        exit 1
-    fi
-    as_postgres() {
-        if command -v runuser >/dev/null 2>&1; then
-            runuser -u postgres -- "$@"
-        else
-            sudo -u postgres -- "$@"
-        fi
-    }
+    require_postgres_user bench.sh
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/approval-bench.XXXXXX")
     # shellcheck disable=SC2317  # called from the EXIT trap
     root_cleanup() {
-        stop_server "$tmp" as_postgres
+        stop_server "$tmp/data" "$bindir/pg_ctl" as_postgres
         if [ "$BENCH_KEEP" = 1 ]; then
             echo "bench.sh: kept $tmp"
         else
@@ -119,6 +99,7 @@ if [ "$(id -u)" -eq 0 ]; then
     # the postgres user gets its own copy of what it reads
     mkdir -p "$tmp/src/tools" "$tmp/src/test"
     cp "$script" "$tmp/src/tools/bench.sh"
+    cp "$(dirname "$script")/lib.sh" "$tmp/src/tools/lib.sh"
     cp -a "$root/test/bench" "$tmp/src/test/bench"
     chown -R postgres: "$tmp"
     chmod 700 "$tmp"
@@ -154,7 +135,7 @@ mkdir -p "$runs"
 
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
-    stop_server "$tmp"
+    stop_server "$tmp/data" "$bindir/pg_ctl"
     if [ -z "${BENCH_TMP:-}" ]; then
         if [ "$BENCH_KEEP" = 1 ]; then
             echo "bench.sh: kept $tmp"

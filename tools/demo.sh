@@ -13,6 +13,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+# shellcheck source=tools/lib.sh
+. "$root/tools/lib.sh"
 demo=$root/.demo
 data=$demo/data
 log=$demo/server.log
@@ -21,18 +23,9 @@ bindir=$("$PG_CONFIG" --bindir)
 default_port=54329
 
 if [ "$(id -u)" -eq 0 ]; then
-    if ! id postgres >/dev/null 2>&1; then
-        echo "demo.sh: running as root needs the 'postgres' system user (tools/bootstrap.sh installs PostgreSQL)" >&2
-        exit 1
-    fi
+    require_postgres_user demo.sh
     owner=postgres
-    run() {
-        if command -v runuser >/dev/null 2>&1; then
-            (cd / && runuser -u postgres -- "$@")
-        else
-            (cd / && sudo -u postgres -- "$@")
-        fi
-    }
+    run() { (cd / && as_postgres "$@"); }
 else
     owner=$(id -un)
     run() { "$@"; }

@@ -55,6 +55,8 @@ while [ "$#" -gt 0 ]; do
 done
 
 script=$(readlink -f "$0")
+# shellcheck source=tools/lib.sh
+. "$(dirname "$script")/lib.sh"
 root=${APPROVAL_TEST_ROOT:-$(cd "$(dirname "$script")/.." && pwd)}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 
@@ -85,17 +87,7 @@ stop_servers_under() {
 # As root: hand over to the postgres user.
 # ---------------------------------------------------------------------------
 if [ "$(id -u)" -eq 0 ]; then
-    if ! id postgres >/dev/null 2>&1; then
-        echo "run-tests.sh: running as root needs the 'postgres' system user (tools/bootstrap.sh installs PostgreSQL)" >&2
-        exit 1
-    fi
-    as_postgres() {
-        if command -v runuser >/dev/null 2>&1; then
-            runuser -u postgres -- "$@"
-        else
-            sudo -E -u postgres -- "$@"
-        fi
-    }
+    require_postgres_user run-tests.sh
 
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/approval-test.XXXXXX") || exit 1
     chown postgres: "$tmp"
@@ -164,7 +156,7 @@ server_started=false
 # shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     if $server_started; then
-        "$bindir/pg_ctl" -D "$tmp/data" -m fast stop >/dev/null 2>&1
+        stop_server "$tmp/data" "$bindir/pg_ctl"
     fi
     stop_servers_under "$tmp" "$bindir/pg_ctl"
     if [ -z "${APPROVAL_TEST_TMP:-}" ]; then
@@ -209,19 +201,6 @@ finish() {
     exit 0
 }
 
-free_port() {
-    local p
-    for _ in $(seq 1 100); do
-        p=$((50000 + RANDOM % 10000))
-        [ -e "/tmp/.s.PGSQL.$p" ] && continue
-        [ -e "/var/run/postgresql/.s.PGSQL.$p" ] && continue
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    echo 55432
-}
 
 if $existing; then
     echo "== using the existing server at ${PGHOST:-<libpq default host>}:${PGPORT:-<libpq default port>}"
