@@ -89,7 +89,7 @@ typedef struct ApprovalPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[24];
+	Oid			argtypes[32];
 	SPIPlanPtr	plan;
 } ApprovalPlan;
 

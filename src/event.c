@@ -34,6 +34,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/memutils.h"
 
 #define NOTIFY_LIMIT 7900		/* NOTIFY refuses 8000 bytes and more */
 #define NOTIFY_FIELD_MAX 200	/* longest name copied into a notification */
@@ -51,11 +52,46 @@ typedef struct PendingEvent
 	List	   *targets;
 } PendingEvent;
 
-static ApprovalPlan insert_event_plan = {
-	"INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7)",
-	7, {INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID}
-};
+/*
+ * The events of an operation go in with one INSERT of up to
+ * EVENTS_PER_INSERT rows (a vote that approves a request writes four): one
+ * kept statement per row count, its text made the first time it is needed.
+ */
+#define EVENTS_PER_INSERT 4
+#define EVENT_COLUMNS 7
+
+static ApprovalPlan insert_events_plans[EVENTS_PER_INSERT];
+
+static ApprovalPlan *
+insert_events_plan(int rows)
+{
+	static const Oid types[EVENT_COLUMNS] =
+	{INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID};
+	ApprovalPlan *p = &insert_events_plans[rows - 1];
+
+	if (p->sql == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		StringInfoData buf;
+
+		initStringInfo(&buf);
+		appendStringInfoString(&buf, "INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash) VALUES ");
+		for (int r = 0; r < rows; r++)
+		{
+			appendStringInfoString(&buf, r > 0 ? ", (" : "(");
+			for (int c = 0; c < EVENT_COLUMNS; c++)
+			{
+				appendStringInfo(&buf, "%s$%d", c > 0 ? ", " : "", r * EVENT_COLUMNS + c + 1);
+				p->argtypes[r * EVENT_COLUMNS + c] = types[c];
+			}
+			appendStringInfoChar(&buf, ')');
+		}
+		MemoryContextSwitchTo(old);
+		p->nargs = rows * EVENT_COLUMNS;
+		p->sql = buf.data;
+	}
+	return p;
+}
 
 /* ---------- hashing ---------- */
 
@@ -255,9 +291,8 @@ approval_events_seal(ApprovalEvents *ev)
 }
 
 /*
- * Write the sealed events, then queue their notifications.  One execution
- * of a kept single-row INSERT per event is cheaper than building arrays for
- * one multi-row INSERT: an operation writes a handful of events.
+ * Write the sealed events, then queue their notifications: a handful of
+ * rows, in one kept multi-row INSERT (no arrays to build and unpack).
  */
 void
 approval_events_write(ApprovalEvents *ev)
@@ -267,21 +302,28 @@ approval_events_write(ApprovalEvents *ev)
 	if (ev->pending == NIL)
 		return;
 	approval_events_seal(ev);
-	foreach(lc, ev->pending)
+	for (int first = 0; first < list_length(ev->pending); first += EVENTS_PER_INSERT)
 	{
-		PendingEvent *pe = lfirst(lc);
-		Datum		args[7];
-		char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		int			rows = Min(EVENTS_PER_INSERT, list_length(ev->pending) - first);
+		Datum		args[EVENTS_PER_INSERT * EVENT_COLUMNS];
+		char		nulls[EVENTS_PER_INSERT * EVENT_COLUMNS];
 
-		args[0] = Int64GetDatum(pe->seq);
-		args[1] = Int64GetDatum(ev->request_id);
-		args[2] = TimestampTzGetDatum(pe->at);
-		args[3] = CStringGetTextDatum(pe->kind);
-		args[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
-		nulls[4] = pe->actor ? ' ' : 'n';
-		args[5] = JsonbPGetDatum(pe->data);
-		args[6] = PointerGetDatum(pe->hash);
-		approval_exec(&insert_event_plan, args, nulls, false, 0);
+		memset(nulls, ' ', sizeof(nulls));
+		for (int r = 0; r < rows; r++)
+		{
+			PendingEvent *pe = list_nth(ev->pending, first + r);
+			Datum	   *a = &args[r * EVENT_COLUMNS];
+
+			a[0] = Int64GetDatum(pe->seq);
+			a[1] = Int64GetDatum(ev->request_id);
+			a[2] = TimestampTzGetDatum(pe->at);
+			a[3] = CStringGetTextDatum(pe->kind);
+			a[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
+			nulls[r * EVENT_COLUMNS + 4] = pe->actor ? ' ' : 'n';
+			a[5] = JsonbPGetDatum(pe->data);
+			a[6] = PointerGetDatum(pe->hash);
+		}
+		approval_exec(insert_events_plan(rows), args, nulls, false, 0);
 	}
 
 	if (approval_notify)
