@@ -160,7 +160,9 @@ SELECT w.request_id, w.workflow, r.title, w.requester, w.stage,
        NULLIF(c.principal, approval.current_actor()) AS on_behalf_of
   FROM walk w
  CROSS JOIN LATERAL (SELECT approval.vote_capacity(w::approval.pending_vote) AS principal OFFSET 0) c
-  JOIN approval.request r ON r.id = w.request_id
+ -- per row of the walk (a lateral join is a nested loop), so its order stays
+ CROSS JOIN LATERAL (SELECT q.title, q.due_at FROM approval.request q
+                      WHERE q.id = w.request_id OFFSET 0) r
  WHERE c.principal IS NOT NULL;
 
 CREATE OR REPLACE VIEW approval.my_requests WITH (security_barrier) AS

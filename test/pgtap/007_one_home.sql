@@ -18,7 +18,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(8);
+SELECT plan(9);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -234,6 +234,26 @@ SELECT is(:'bad'::text[], '{}'::text[],
           'for every person and request: my_pending lists a stage exactly when approve() records a vote there');
 SELECT ok(:listed > 40, format('my_pending listed %s stages across the population', :listed));
 SELECT ok(:recorded > 40, format('approve() recorded %s votes across the population', :recorded));
+
+-- my_pending is oldest first, for everyone (the walk is its order)
+CREATE FUNCTION pg_temp.unordered() RETURNS text[] LANGUAGE plpgsql AS $$
+DECLARE
+    bad text[] := '{}';
+    who text;
+    got text[];
+BEGIN
+    FOR who IN SELECT 'p' || i FROM generate_series(1, 12) i LOOP
+        PERFORM set_config('approval.actor', who, true);
+        got := ARRAY(SELECT format('%s %s %s', submitted_at, lpad(request_id::text, 12, '0'), stage)
+                       FROM approval.my_pending);
+        IF got <> ARRAY(SELECT x FROM unnest(got) x ORDER BY x) THEN
+            bad := bad || who;
+        END IF;
+    END LOOP;
+    PERFORM set_config('approval.actor', '', true);
+    RETURN bad;
+END $$;
+SELECT is(pg_temp.unordered(), '{}'::text[], 'my_pending lists everyone''s stages oldest first');
 
 -- and nothing was left behind by the probes
 RESET ROLE;
