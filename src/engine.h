@@ -8,11 +8,13 @@
  *
  *	1. request_open(): lock the request row (FOR UPDATE) and read it with its
  *	   stages (request.c);
- *	2. decide who acts and what they may do (engine.c: eligibility);
+ *	2. decide who acts and what they may do (visibility.c: may they see
+ *	   it; eligibility.c: where may they vote);
  *	3. change the Req in memory through the transitions of engine.c, which
  *	   collect events;
- *	4. request_save(): write what changed, the events, then call the
- *	   callbacks (request.c).
+ *	4. request_save(): write what changed (with the request's audience and
+ *	   its pending_vote rows), the events, then call the callbacks
+ *	   (request.c).
  *
  * The row lock serializes everything that happens to one request, so
  * concurrent votes are counted once and a request is decided once.  The
@@ -156,7 +158,7 @@ extern Eligible *engine_eligible_at(Req *r, StageRow *s, bool approval, VoteWhy 
 
 extern Req *request_open(int64 id);
 extern Req *request_open_visible(int64 id);
-extern void request_require_visible(Req *r);
+extern void request_require_visible(Req *r);	/* visibility.c: AP001 unless seen */
 extern void request_require_pending(Req *r);
 extern Jsonb *request_payload(Req *r);
 extern bool request_condition(Req *r, JsonPath *cond);

@@ -6,9 +6,11 @@
  *
  * request_open() locks the request's row first and reads everything else
  * after that, with a fresh snapshot per statement (spi_util.c), so what it
- * reads is what the lock protects.  request_save() writes only what changed,
- * then the events (one hash chain per request, event.c), then calls the
- * callbacks, all in the caller's transaction.
+ * reads is what the lock protects.  request_save() writes only what changed
+ * — the request row with its audience, its stages, and approval.pending_vote
+ * for the stages that start or stop taking votes — then the events (one
+ * hash chain per request, event.c), then calls the callbacks, all in the
+ * caller's transaction.
  *
  *-------------------------------------------------------------------------
  */
