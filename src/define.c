@@ -613,7 +613,7 @@ set_enabled(text *name, bool enabled)
 				(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
 				 errmsg("workflow \"%s\" does not exist", text_to_cstring(name)),
 				 errhint("SELECT name FROM approval.workflows lists the workflows.")));
-	approval_definitions_changed();
+	/* (the UPDATE's workflow_changed trigger tells every session) */
 	approval_spi_finish();
 }
 
