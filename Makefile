@@ -28,7 +28,10 @@ OBJS = \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \
-	src/callback.o
+	src/callback.o \
+	src/launcher.o \
+	src/worker.o \
+	src/schedule.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
@@ -56,6 +59,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/approval.h src/engine.h
+src/launcher.o src/worker.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
