@@ -13,8 +13,9 @@
  *
  * Each listed database is in one of these states, and the launcher says so
  * once per change, never in a loop: running (a worker), waiting to start
- * one (after it left: a few seconds; after failures in a row: doubling to a
- * minute), or unable to (the database is missing, does not allow
+ * one (after it left on purpose, or while DROP DATABASE or the like holds
+ * the database: a second; after failures in a row: five seconds, doubling
+ * to a minute), or unable to (the database is missing, does not allow
  * connections, or there is no slot or background worker left), looked at
  * again every minute and at each reload.  A reload (SIGHUP) applies a
  * changed approval.databases: the workers of databases no longer listed are
@@ -339,6 +340,13 @@ start_worker(Watched *w, TimestampTz now)
 						w->name)));
 	w->said &= ~(SAID_MISSING | SAID_NOCONNECT);
 
+	/* DROP DATABASE and the like are under way: wait for them */
+	if (approval_database_wanted(dboid))
+	{
+		w->start_at = now + (TimestampTz) WORKER_AGAIN_MS * 1000;
+		return;
+	}
+
 	w->slot = take_slot(dboid);
 	if (w->slot < 0)
 	{
@@ -397,14 +405,15 @@ start_worker(Watched *w, TimestampTz now)
 /*
  * A worker has stopped: take its slot back and decide when to start the
  * next one.  One that was told to stop or gave way to DROP/ALTER DATABASE
- * is started again after a few seconds; one that left unexplained (an
- * error) after a delay that doubles with each such exit in a row.
+ * is started again after a second (once the database is free again); one
+ * that left unexplained (an error) after five seconds, doubling with each
+ * such exit in a row up to a minute.
  */
 static void
 worker_stopped(Watched *w, TimestampTz now)
 {
 	WorkerExit	why = free_slot(w->slot);
-	int64		delay_ms = WORKER_RESTART_MS;
+	int64		delay_ms = WORKER_AGAIN_MS;
 
 	pfree(w->handle);
 	w->handle = NULL;
@@ -412,6 +421,7 @@ worker_stopped(Watched *w, TimestampTz now)
 
 	if (why == WORKER_EXIT_UNKNOWN)
 	{
+		delay_ms = WORKER_RESTART_MS;
 		/* one that ran a good while before it failed starts a new series */
 		if (TimestampDifferenceExceeds(w->started_at, now, WORKER_RESTART_MAX_MS))
 			w->failures = 0;

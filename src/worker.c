@@ -162,14 +162,14 @@ launcher_changed(void)
  * DATABASE, ALTER DATABASE RENAME / SET TABLESPACE, CREATE DATABASE with it
  * as the template.  Each holds a lock on the database that conflicts with
  * the RowExclusiveLock a connection takes, while it waits for the others to
- * leave.
+ * leave.  Also asked by the launcher before it starts a worker.
  */
-static bool
-database_wanted(void)
+bool
+approval_database_wanted(Oid dboid)
 {
 	LOCKTAG		tag;
 
-	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, MyDatabaseId, 0);
+	SET_LOCKTAG_OBJECT(tag, InvalidOid, DatabaseRelationId, dboid, 0);
 	if (LockAcquire(&tag, RowExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
 		return true;
 	LockRelease(&tag, RowExclusiveLock, true);
@@ -361,7 +361,7 @@ approval_worker_main(Datum main_arg)
 			exit_reason = WORKER_EXIT_STOPPED;
 			break;
 		}
-		if (database_wanted())
+		if (approval_database_wanted(MyDatabaseId))
 		{
 			ereport(LOG,
 					(errmsg("approval worker: leaving database \"%s\", which another session needs to itself",

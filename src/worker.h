@@ -26,9 +26,11 @@
 /* databases the launcher watches at most (each costs a background worker) */
 #define APPROVAL_MAX_DATABASES	32
 
-/* the launcher starts a worker again this long after it left or failed ... */
+/* the launcher starts a worker again this long after it left on purpose */
+#define WORKER_AGAIN_MS			1000
+/* ... or this long after it failed, doubling with each failure in a row ... */
 #define WORKER_RESTART_MS		5000
-/* ... doubling after each failure in a row, up to this */
+/* ... up to this (also the launcher's own restart interval is WORKER_RESTART_MS) */
 #define WORKER_RESTART_MAX_MS	60000
 /* a database that is missing, or cannot be connected to, is looked at again */
 #define WORKER_RECHECK_MS		60000
@@ -76,6 +78,8 @@ typedef struct WorkerArgs
 
 /* NULL unless the library was preloaded */
 extern WorkerShared *approval_worker_shared;
+
+extern bool approval_database_wanted(Oid dboid);
 
 extern PGDLLEXPORT void approval_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void approval_worker_main(Datum main_arg);
