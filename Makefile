@@ -28,7 +28,8 @@ OBJS = \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \
-	src/callback.o
+	src/callback.o \
+	src/calendar.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
