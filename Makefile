@@ -29,7 +29,10 @@ OBJS = \
 	src/route.o \
 	src/visibility.o \
 	src/callback.o \
-	src/calendar.o
+	src/calendar.o \
+	src/launcher.o \
+	src/worker.o \
+	src/schedule.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
@@ -57,6 +60,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/approval.h src/engine.h
+src/launcher.o src/worker.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

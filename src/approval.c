@@ -106,7 +106,7 @@ _PG_init(void)
 
 	DefineCustomIntVariable("approval.tick_interval",
 							"How often the background worker runs approval.tick().",
-							NULL,
+							"It runs it sooner when a deadline comes due sooner.",
 							&approval_tick_interval,
 							1000, 10, 3600 * 1000,
 							PGC_SIGHUP,
@@ -118,4 +118,6 @@ _PG_init(void)
 #else
 	EmitWarningsOnPlaceholders("approval");
 #endif
+
+	approval_worker_init();
 }

@@ -250,4 +250,11 @@ extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char 
 extern bytea *approval_events_seal(ApprovalEvents *ev);
 extern void approval_events_write(ApprovalEvents *ev);
 
+/* ---- launcher.c, worker.c: the background worker (DESIGN §6) ---- */
+
+/* from _PG_init: when preloaded, the shared memory and the launcher */
+extern void approval_worker_init(void);
+/* a commit may create a deadline at next_due: wake the worker if it sleeps past it */
+extern void approval_worker_hint(TimestampTz next_due);
+
 #endif							/* APPROVAL_H */

@@ -1,0 +1,288 @@
+# The background worker (DESIGN §6, doc "The background worker").
+#
+# One primary with approval preloaded, tick_interval 100ms and
+# approval.databases naming postgres and a database that does not exist.
+# The worker fires deadlines with nobody calling tick(); a failing tick is
+# logged and retried while the worker keeps its process; a database added
+# with ALTER SYSTEM + reload gets a worker; a missing database and one
+# without the extension are each warned about once; DROP and CREATE
+# EXTENSION need no restart; a plain DROP DATABASE of a watched database
+# succeeds (the worker gives way), as does CREATE DATABASE from it as the
+# template; kill -9 of a worker or of the launcher: the postmaster restarts
+# everything and the deadlines fire again; on a streaming standby nothing
+# runs and nothing is logged, and after promotion what came due meanwhile
+# fires.  No timed assertion: every wait is poll_query_until / wait_for_log
+# with the default timeout.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('primary');
+$node->init(allows_streaming => 1);
+$node->append_conf(
+	'postgresql.conf', q{
+shared_preload_libraries = 'approval'
+approval.databases = 'postgres, nosuch'
+approval.tick_interval = '100ms'
+restart_after_crash = on
+max_worker_processes = 16
+log_statement = none
+});
+$node->start;
+
+# --- deadlines ---
+#
+# A deadline is a request that expires one second after it is submitted; it
+# has fired when the request is expired.
+
+# Until approval.tick() lands on this branch: a stand-in with the same
+# signature, created in the test databases only.
+my $standin = q{
+	CREATE TABLE public.due (id serial PRIMARY KEY, at timestamptz NOT NULL, fired_at timestamptz);
+	CREATE FUNCTION approval.tick(at timestamptz DEFAULT now(), max_items integer DEFAULT 1000)
+	RETURNS integer LANGUAGE plpgsql AS $$
+	DECLARE n integer;
+	BEGIN
+	    UPDATE public.due SET fired_at = clock_timestamp() WHERE fired_at IS NULL AND due.at <= tick.at;
+	    GET DIAGNOSTICS n = ROW_COUNT;
+	    RETURN n;
+	END $$;
+	CREATE FUNCTION approval.next_due() RETURNS timestamptz LANGUAGE sql
+	    AS $$ SELECT min(at) FROM public.due WHERE fired_at IS NULL $$;
+};
+
+sub install
+{
+	my ($n, $db) = @_;
+	$n->safe_psql($db, "BEGIN; CREATE EXTENSION approval; $standin COMMIT;");
+	return;
+}
+
+sub uninstall
+{
+	my ($n, $db) = @_;
+	$n->safe_psql($db,
+		'BEGIN; DROP FUNCTION approval.tick(timestamptz, integer), approval.next_due(); '
+		  . 'DROP TABLE public.due; DROP EXTENSION approval; COMMIT;');
+	return;
+}
+
+# a deadline due in a second; returns its id
+sub deadline
+{
+	my ($n, $db) = @_;
+	return $n->safe_psql($db,
+		"INSERT INTO public.due (at) VALUES (now() + interval '1 second') RETURNING id");
+}
+
+sub fired_sql
+{
+	my ($id) = @_;
+	return "SELECT fired_at IS NOT NULL FROM public.due WHERE id = $id";
+}
+
+sub fired
+{
+	my ($n, $db, $id) = @_;
+	return $n->safe_psql($db, fired_sql($id)) eq 't';
+}
+
+sub worker_pid
+{
+	my ($n, $db) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'approval worker' AND datname = '$db'");
+}
+
+sub launcher_pid
+{
+	my ($n) = @_;
+	return $n->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'approval launcher'");
+}
+
+sub wait_worker
+{
+	my ($n, $db, $not_pid) = @_;
+	$not_pid //= 0;
+	$n->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'approval worker' "
+		  . "AND datname = '$db' AND pid <> $not_pid")
+	  or die "no approval worker in $db";
+	return worker_pid($n, $db);
+}
+
+sub count_in_log
+{
+	my ($n, $re) = @_;
+	my $log = slurp_file($n->logfile);
+	my @m = ($log =~ /$re/g);
+	return scalar @m;
+}
+
+# --- it runs, and fires with nobody calling tick() ---
+
+my $lpid = launcher_pid($node);
+like($lpid, qr/^\d+$/, 'the launcher runs');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT datname IS NULL, application_name FROM pg_stat_activity WHERE pid = $lpid"),
+	't|approval launcher',
+	'the launcher is connected to no database and shows as "approval launcher"');
+
+install($node, 'postgres');
+my $wpid = wait_worker($node, 'postgres');
+is( $node->safe_psql(
+		'postgres', "SELECT application_name FROM pg_stat_activity WHERE pid = $wpid"),
+	'approval worker',
+	'the worker of postgres shows as "approval worker"');
+
+my $d = deadline($node, 'postgres');
+ok(!fired($node, 'postgres', $d), 'a deadline due in a second has not fired yet');
+ok($node->poll_query_until('postgres', fired_sql($d)),
+	'the worker fires it, with nobody calling tick()');
+
+# --- a failing tick: logged, retried with back-off, the worker keeps its process ---
+
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET lock_timeout = '50ms'; SELECT pg_reload_conf()");
+my $offset = -s $node->logfile;
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('SET lock_timeout = 0');
+$locker->query_safe('BEGIN; LOCK TABLE public.due IN ACCESS EXCLUSIVE MODE');
+$offset = $node->wait_for_log(
+	qr/WARNING:  approval worker: approval\.tick\(\) failed in database "postgres": canceling statement due to lock timeout/,
+	$offset);
+pass('a tick that fails is logged as a warning with the error');
+$locker->query_safe('COMMIT');
+$locker->quit;
+$d = deadline($node, 'postgres');
+ok($node->poll_query_until('postgres', fired_sql($d)),
+	'after the failures the worker fires again');
+$node->wait_for_log(
+	qr/LOG:  approval worker: approval\.tick\(\) in database "postgres" works again after \d+ failed attempts/,
+	$offset);
+pass('and says that it works again');
+is(worker_pid($node, 'postgres'), $wpid, 'the same worker process throughout');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET lock_timeout; SELECT pg_reload_conf()");
+
+# --- a database added with ALTER SYSTEM + reload; one without the extension ---
+
+$node->safe_psql('postgres', 'CREATE DATABASE app');
+$node->safe_psql('postgres', 'CREATE DATABASE noext');
+install($node, 'app');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET approval.databases = 'postgres, nosuch, app, noext'; SELECT pg_reload_conf()");
+my $apid = wait_worker($node, 'app');
+pass('the reload starts a worker for app');
+is(worker_pid($node, 'postgres'), $wpid, 'the worker of postgres keeps running');
+$d = deadline($node, 'app');
+ok($node->poll_query_until('app', fired_sql($d)), 'a deadline in app fires');
+wait_worker($node, 'noext');
+
+# --- DROP EXTENSION and CREATE EXTENSION need no restart ---
+
+$offset = -s $node->logfile;
+uninstall($node, 'app');
+$offset = $node->wait_for_log(
+	qr/WARNING:  approval worker: extension "approval" is not installed in database "app"/, $offset);
+pass('DROP EXTENSION: the worker says once that the extension is gone');
+install($node, 'app');
+$node->wait_for_log(qr/LOG:  approval worker: extension "approval" is ready in database "app"/,
+	$offset);
+$d = deadline($node, 'app');
+ok($node->poll_query_until('app', fired_sql($d)),
+	'CREATE EXTENSION again: the same worker fires deadlines');
+is(worker_pid($node, 'app'), $apid, 'app kept its worker process');
+
+# --- the databases the worker cannot serve: one warning each ---
+
+# the reloads above retried "nosuch" without a second warning; one more
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+install($node, 'noext');
+$node->wait_for_log(qr/LOG:  approval worker: extension "approval" is ready in database "noext"/);
+is( count_in_log(
+		$node, qr/database "nosuch" of approval\.databases does not exist/),
+	1,
+	'a missing database: one warning over three reloads and many tick intervals');
+is( count_in_log(
+		$node, qr/extension "approval" is not installed in database "noext"/),
+	1,
+	'a database without the extension: one warning until it is created');
+is(count_in_log($node, qr/has no approval\.tick\(\)/),
+	0, 'nothing said of a missing tick(): the extension always had it');
+
+# --- DROP DATABASE of a watched database, CREATE DATABASE from it ---
+
+$offset = -s $node->logfile;
+my ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE app');
+is($ret, 0, 'a plain DROP DATABASE of a watched database succeeds') or diag($err);
+$offset = $node->wait_for_log(qr/LOG:  approval worker: leaving database "app"/, $offset);
+pass('its worker says that it gave way');
+$node->wait_for_log(qr/WARNING:  approval launcher: database "app" of approval\.databases does not exist/,
+	$offset);
+pass('the launcher then warns that app no longer exists');
+
+my $npid = worker_pid($node, 'noext');
+($ret, $out, $err) = $node->psql('template1', 'CREATE DATABASE copy TEMPLATE noext');
+is($ret, 0, 'CREATE DATABASE with a watched database as the template succeeds') or diag($err);
+wait_worker($node, 'noext', $npid);
+pass('and the worker of that database comes back');
+$node->safe_psql('postgres', 'DROP DATABASE copy');
+
+# --- kill -9: the postmaster restarts everything, the deadlines fire ---
+
+$d = deadline($node, 'postgres');
+kill 'KILL', $wpid;
+$node->poll_query_until('postgres', 'SELECT true')
+  or die 'the server did not come back';
+$wpid = wait_worker($node, 'postgres', $wpid);
+ok($node->poll_query_until('postgres', fired_sql($d)),
+	'kill -9 of the worker: a new one fires the deadline');
+
+$lpid = launcher_pid($node);
+$d = deadline($node, 'postgres');
+kill 'KILL', $lpid;
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'approval launcher' AND pid <> $lpid")
+  or die 'no new launcher';
+$wpid = wait_worker($node, 'postgres', $wpid);
+ok($node->poll_query_until('postgres', fired_sql($d)),
+	'kill -9 of the launcher: a new launcher and worker fire the deadline');
+
+# --- a streaming standby: nothing runs, nothing is logged; promotion fires ---
+
+$node->backup('b');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($node, 'b', has_streaming => 1);
+$standby->start;
+
+# the primary's worker stops, so that the deadline comes due unfired
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET approval.databases = ''; SELECT pg_reload_conf()");
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'approval worker'")
+  or die 'the workers did not stop';
+$d = deadline($node, 'postgres');
+$node->wait_for_catchup($standby);
+$standby->poll_query_until('postgres', "SELECT now() > at FROM public.due WHERE id = $d")
+  or die 'the deadline did not come due';
+is( $standby->safe_psql(
+		'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'approval%'"),
+	'0',
+	'on the standby no launcher and no worker run');
+ok(!fired($standby, 'postgres', $d), 'the due deadline has not fired on the standby');
+my $standby_log = slurp_file($standby->logfile);
+unlike($standby_log, qr/approval/, 'the standby log says nothing of approval');
+unlike($standby_log, qr/ERROR|FATAL/, 'and has no error');
+
+$node->stop;
+$standby->promote;
+ok($standby->poll_query_until('postgres', fired_sql($d)),
+	'after promotion the worker fires what came due meanwhile');
+
+$standby->stop;
+done_testing();
