@@ -29,6 +29,7 @@ OBJS = \
 	src/route.o \
 	src/visibility.o \
 	src/callback.o \
+	src/calendar.o \
 	src/launcher.o \
 	src/worker.o \
 	src/schedule.o

@@ -211,6 +211,48 @@ CREATE FUNCTION approval.my_target_sets()
 COMMENT ON FUNCTION approval.my_target_sets() IS 'Each capacity the current actor can act in: itself, and each active delegator (workflow: the one workflow the delegation covers, or NULL)';
 
 -- ---------------------------------------------------------------------------
+-- Business calendars (DESIGN §6): a reference table written by
+-- approval_admin.  calendar_check() refuses a bad row (a time zone that is
+-- not in the time zone database, hours that are not increasing pairs of
+-- "HH:MM", a week without hours, a NULL holiday); sessions cache parsed
+-- calendars, and a change tells every session (at commit) to forget them.
+-- ---------------------------------------------------------------------------
+CREATE TABLE approval.calendar (
+    name      text PRIMARY KEY,
+    timezone  text NOT NULL,
+    hours     jsonb NOT NULL,
+    holidays  date[] NOT NULL DEFAULT '{}'
+);
+COMMENT ON TABLE approval.calendar IS 'Business calendars: an IANA time zone, opening hours per weekday ({"mon": ["09:00", "12:00", "13:00", "17:00"], ...}) and holidays';
+
+CREATE FUNCTION approval.calendar_check() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approval_calendar_check';
+CREATE TRIGGER calendar_check BEFORE INSERT OR UPDATE ON approval.calendar
+    FOR EACH ROW EXECUTE FUNCTION approval.calendar_check();
+CREATE FUNCTION approval.calendar_changed() RETURNS trigger
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approval_calendar_changed';
+CREATE TRIGGER calendar_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON approval.calendar
+    FOR EACH STATEMENT EXECUTE FUNCTION approval.calendar_changed();
+-- also under session_replication_role = replica, like the identity tables
+ALTER TABLE approval.calendar ENABLE ALWAYS TRIGGER calendar_check;
+ALTER TABLE approval.calendar ENABLE ALWAYS TRIGGER calendar_changed;
+
+CREATE FUNCTION approval.business_add(start timestamptz, amount interval, calendar text)
+    RETURNS timestamptz
+    LANGUAGE c STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_business_add_fn';
+COMMENT ON FUNCTION approval.business_add(timestamptz, interval, text) IS 'start plus amount of business time on a calendar: its days are business days, its hours business hours';
+CREATE FUNCTION approval.business_elapsed(since timestamptz, until timestamptz, calendar text)
+    RETURNS interval
+    LANGUAGE c STABLE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_business_elapsed_fn';
+COMMENT ON FUNCTION approval.business_elapsed(timestamptz, timestamptz, text) IS 'Business time of a calendar in [since, until), in hours; negative when until is before since';
+
+-- ---------------------------------------------------------------------------
 -- Definitions (DESIGN §3).  Versions are immutable: define_workflow() adds a
 -- row; nothing but "enabled" ever changes.
 -- ---------------------------------------------------------------------------
@@ -233,7 +275,7 @@ CREATE TABLE approval.workflow (
     reapprove_on_change  text NOT NULL DEFAULT 'stage' CHECK (reapprove_on_change IN ('stage', 'all')),
     sla                  interval,
     sla_warning          double precision,
-    calendar             text,
+    calendar             text REFERENCES approval.calendar (name),
     escalate_after       interval,
     escalate_every       interval,
     escalate_to          text,
@@ -713,9 +755,10 @@ REVOKE ALL ON ALL SEQUENCES IN SCHEMA approval FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA approval FROM PUBLIC;
 
 -- reference tables: read by users, written by admins with plain SQL
-GRANT SELECT ON approval.principal, approval.approver_group, approval.group_member
+GRANT SELECT ON approval.principal, approval.approver_group, approval.group_member, approval.calendar
     TO approval_user, approval_gateway;
-GRANT SELECT, INSERT, UPDATE, DELETE ON approval.principal, approval.approver_group, approval.group_member
+GRANT SELECT, INSERT, UPDATE, DELETE ON approval.principal, approval.approver_group, approval.group_member,
+    approval.calendar
     TO approval_admin;
 -- state tables: read (filtered by RLS), never written but through functions
 GRANT SELECT ON approval.workflow, approval.workflow_stage, approval.request, approval.request_stage,
@@ -736,7 +779,9 @@ GRANT EXECUTE ON FUNCTION
     approval.cancel(bigint, text), approval.comment(bigint, text),
     approval.delegate(text, timestamptz, timestamptz, text), approval.revoke_delegation(bigint),
     approval.events_after(bigint, integer),
-    approval.route(jsonb, text), approval.preview(text, jsonb, text)
+    approval.route(jsonb, text), approval.preview(text, jsonb, text),
+    approval.business_add(timestamptz, interval, text),
+    approval.business_elapsed(timestamptz, timestamptz, text)
     TO approval_admin, approval_user, approval_gateway;
 GRANT EXECUTE ON FUNCTION
     approval.define_workflow(jsonb, text), approval.disable_workflow(text), approval.enable_workflow(text),
@@ -752,6 +797,7 @@ GRANT EXECUTE ON FUNCTION approval.ack(text, bigint) TO approval_gateway;
 SELECT pg_catalog.pg_extension_config_dump('approval.principal', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.approver_group', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.group_member', '');
+SELECT pg_catalog.pg_extension_config_dump('approval.calendar', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.delegation', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.workflow', '');
 SELECT pg_catalog.pg_extension_config_dump('approval.workflow_stage', '');

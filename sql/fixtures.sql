@@ -56,6 +56,14 @@ INSERT INTO approval.group_member (group_name, principal_id) VALUES
     ('finance', 'carol'), ('finance', 'dave'), ('finance', 'erin'),
     ('it-managers', 'bob');
 
+-- a business calendar the workflows of later tests may name
+INSERT INTO approval.calendar (name, timezone, hours, holidays) VALUES
+    ('eu-office', 'Europe/Berlin',
+     '{"mon": ["09:00", "12:00", "13:00", "17:00"], "tue": ["09:00", "12:00", "13:00", "17:00"],
+       "wed": ["09:00", "12:00", "13:00", "17:00"], "thu": ["09:00", "12:00", "13:00", "17:00"],
+       "fri": ["09:00", "12:00", "13:00", "17:00"], "sat": null, "sun": null}',
+     '{2026-01-01,2026-04-03,2026-04-06,2026-05-01,2026-12-25,2026-12-26}');
+
 -- what each of them answers for
 SET ROLE regress_dave;
 SELECT approval.current_actor(), approval.my_targets();

@@ -221,6 +221,16 @@ extern Jsonb *approval_requester_json(const char *requester);
 extern Jsonb *approval_make_vars(Jsonb *requester, const char *workflow);
 extern bool approval_condition_uses_workflow(JsonPath *cond);
 
+/* ---- calendar.c ---- */
+
+/* business time on a named calendar (DESIGN §6) */
+extern TimestampTz approval_business_add(const char *calendar, TimestampTz start,
+										 const Interval *amount);
+/* microseconds of business time in [since, until); negative when until < since */
+extern int64 approval_business_elapsed(const char *calendar, TimestampTz since,
+									   TimestampTz until);
+extern bool approval_calendar_exists(const char *name);
+
 /* ---- event.c ---- */
 
 /* Events of one operation on one request, written together at its end */

@@ -465,6 +465,51 @@ $node->safe_psql('squatted', 'DROP FUNCTION approval.planted()');
 ($sq_ret, $sq_out, $sq_err) = $node->psql('squatted', 'ALTER EXTENSION approval UPDATE');
 is($sq_ret, 0, 'once the schema is clean, the update runs') or diag($sq_err);
 
+# --- workflows that named calendars before there were any ---
+
+# Up to 0.3.0 a workflow could name any calendar.  The update to 0.4.0 makes
+# each one that is missing, open around the clock in UTC, with one warning
+# each, before workflow.calendar comes to refer to approval.calendar.
+SKIP:
+{
+	skip 'no 0.3.0 to update from', 6 unless $install{'0.3.0'} && vcmp($current, '0.4.0') >= 0;
+	$node->safe_psql('postgres', 'CREATE DATABASE calendars');
+	$node->safe_psql('calendars', "CREATE EXTENSION approval VERSION '0.3.0'");
+	$node->safe_psql('calendars', q{
+		INSERT INTO approval.workflow (name, version, definition, created_by, calendar) VALUES
+		    ('a', 1, '{}', 10, 'eu-office'), ('a', 2, '{}', 10, 'eu-office'),
+		    ('b', 1, '{}', 10, 'us-office'), ('c', 1, '{}', 10, NULL);
+	});
+	my ($ret, $out, $err) = $node->psql('calendars', 'ALTER EXTENSION approval UPDATE');
+	is($ret, 0, 'the update runs with workflows that name calendars') or diag($err);
+	my @warnings = $err =~ /WARNING:\s+(.*)$/mg;
+	is_deeply(
+		\@warnings,
+		[
+			'calendar "eu-office", which workflows name, did not exist: it was made open around the clock in UTC',
+			'calendar "us-office", which workflows name, did not exist: it was made open around the clock in UTC'
+		],
+		'one warning for each missing calendar');
+	like($err, qr/HINT:\s+Give it its time zone, hours and holidays: UPDATE approval\.calendar .* WHERE name = 'eu-office';/,
+		'... with a hint giving the statement that sets it up');
+	is( $node->safe_psql(
+			'calendars', q{
+		SELECT string_agg(format('%s %s %s', name, timezone, hours), '; ' ORDER BY name) FROM approval.calendar}),
+		'eu-office UTC {"fri": ["00:00", "24:00"], "mon": ["00:00", "24:00"], "sat": ["00:00", "24:00"], '
+		  . '"sun": ["00:00", "24:00"], "thu": ["00:00", "24:00"], "tue": ["00:00", "24:00"], "wed": ["00:00", "24:00"]}; '
+		  . 'us-office UTC {"fri": ["00:00", "24:00"], "mon": ["00:00", "24:00"], "sat": ["00:00", "24:00"], '
+		  . '"sun": ["00:00", "24:00"], "thu": ["00:00", "24:00"], "tue": ["00:00", "24:00"], "wed": ["00:00", "24:00"]}',
+		'the calendars were made: every day 00:00 to 24:00, in UTC');
+	is( $node->safe_psql(
+			'calendars', q{
+		SELECT approval.business_elapsed('2026-03-06 12:00+00', '2026-03-09 12:00+00', 'eu-office')}),
+		'72:00:00',
+		'such a calendar counts plain time');
+	my ($del_ret, $del_out, $del_err) = $node->psql('calendars', q{DELETE FROM approval.calendar WHERE name = 'us-office'});
+	like($del_err, qr/violates foreign key constraint "workflow_calendar_fkey"/,
+		'workflow.calendar refers to approval.calendar after the update');
+}
+
 # --- the comparison sees what it must ---
 
 # A fresh install with one change of each kind the comparison promises to
