@@ -233,6 +233,20 @@ wait_worker($node, 'noext', $npid);
 pass('and the worker of that database comes back');
 $node->safe_psql('postgres', 'DROP DATABASE copy');
 
+# app is still listed: created again, it gets a worker at the next reload
+$node->safe_psql('postgres', 'CREATE DATABASE app');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+wait_worker($node, 'app');
+($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE app WITH (FORCE)');
+is($ret, 0, 'DROP DATABASE ... WITH (FORCE) of a watched database succeeds') or diag($err);
+
+# --- pg_terminate_backend: the launcher starts the worker again ---
+
+$npid = worker_pid($node, 'noext');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($npid)");
+wait_worker($node, 'noext', $npid);
+pass('a worker stopped with pg_terminate_backend() is started again');
+
 # --- kill -9: the postmaster restarts everything, the deadlines fire ---
 
 $d = deadline($node, 'postgres');
