@@ -32,7 +32,9 @@ OBJS = \
 	src/calendar.o \
 	src/launcher.o \
 	src/worker.o \
-	src/schedule.o
+	src/schedule.o \
+	src/timer.o \
+	src/tick.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every

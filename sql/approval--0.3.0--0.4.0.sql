@@ -104,3 +104,127 @@ CREATE FUNCTION approval.unschedule_pg_cron() RETURNS boolean
 REVOKE ALL ON FUNCTION approval.schedule_with_pg_cron(text), approval.unschedule_pg_cron() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION approval.schedule_with_pg_cron(text), approval.unschedule_pg_cron()
     TO approval_admin;
+-- Deadlines (timer.c).  Requests open at the upgrade keep none: their
+-- workflows' time keys apply to the requests submitted from now on (a
+-- deadline computed now for an old request would fire at once).
+-- ---------------------------------------------------------------------------
+ALTER TABLE approval.workflow
+    ADD COLUMN sla_pause text NOT NULL DEFAULT 'changes_requested'
+        CHECK (sla_pause IN ('changes_requested', 'never')),
+    ADD COLUMN escalate_max integer CHECK (escalate_max >= 1);
+
+ALTER TABLE approval.request
+    ADD COLUMN warn_at timestamptz,
+    ADD COLUMN escalate_at timestamptz,
+    ADD COLUMN expires_at timestamptz,
+    ADD COLUMN paused_at timestamptz,
+    ADD COLUMN next_due timestamptz,
+    ADD COLUMN timer_failures integer NOT NULL DEFAULT 0,
+    ADD COLUMN timer_error text;
+CREATE INDEX request_next_due ON approval.request (next_due) WHERE next_due IS NOT NULL;
+CREATE INDEX request_at_risk ON approval.request (due_at)
+    WHERE sla_state IN ('warning', 'breached') AND state IN ('pending', 'changes_requested');
+
+ALTER TABLE approval.request_stage ADD COLUMN timeout_at timestamptz;
+
+-- at: the time to fire for (tests move the clock with it)
+CREATE FUNCTION approval.tick(at timestamptz DEFAULT pg_catalog.now(), max_items integer DEFAULT 1000)
+    RETURNS integer
+    LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_tick';
+COMMENT ON FUNCTION approval.tick(timestamptz, integer) IS 'Fire every deadline due at "at" (SLA warnings and breaches, escalations, stage timeouts, expiry), each once; returns how many fired';
+
+CREATE FUNCTION approval.next_due() RETURNS timestamptz
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT pg_catalog.min(r.next_due) FROM approval.request r WHERE r.next_due IS NOT NULL $$;
+COMMENT ON FUNCTION approval.next_due() IS 'When the earliest deadline of the database comes due (NULL: none); the worker sleeps until then';
+
+-- Per workflow, over the requests closed in [since, until): how many were
+-- decided, how many of those with an SLA kept it, how long decisions took
+-- (business time on the workflow's calendar), breaches and escalations.
+-- Runs as the caller: each sees the requests they may see.
+CREATE FUNCTION approval.sla_report(since timestamptz, until timestamptz, workflow text DEFAULT NULL)
+    RETURNS TABLE (workflow text, closed bigint, decided bigint, expired bigint,
+                   with_sla bigint, compliance_pct numeric, mean_time interval,
+                   median_time interval, p90_time interval, breaches bigint, escalations bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT r.workflow,
+           pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE d.decided),
+           pg_catalog.count(*) FILTER (WHERE r.state OPERATOR(pg_catalog.=) 'expired'::approval.request_state),
+           pg_catalog.count(r.due_at),
+           pg_catalog.round(100.0 OPERATOR(pg_catalog.*)
+                            pg_catalog.count(*) FILTER (WHERE r.due_at IS NOT NULL
+                                                          AND r.sla_state OPERATOR(pg_catalog.<>) 'breached')
+                            OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(r.due_at), 0), 1),
+           pg_catalog.avg(d.took) FILTER (WHERE d.decided),
+           pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY d.took) FILTER (WHERE d.decided),
+           pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY d.took) FILTER (WHERE d.decided),
+           pg_catalog.count(*) FILTER (WHERE r.sla_state OPERATOR(pg_catalog.=) 'breached'),
+           pg_catalog.sum(r.escalations)::bigint
+      FROM approval.request r
+      JOIN approval.workflow w ON w.id OPERATOR(pg_catalog.=) r.workflow_id
+     CROSS JOIN LATERAL (
+           SELECT r.state OPERATOR(pg_catalog.=) ANY ('{approved,rejected}'::approval.request_state[]) AS decided,
+                  CASE WHEN w.calendar IS NULL THEN r.decided_at OPERATOR(pg_catalog.-) r.created_at
+                       ELSE approval.business_elapsed(r.created_at, r.decided_at, w.calendar) END AS took) d
+     WHERE r.decided_at OPERATOR(pg_catalog.>=) $1 AND r.decided_at OPERATOR(pg_catalog.<) $2
+       AND ($3 IS NULL OR r.workflow OPERATOR(pg_catalog.=) $3)
+     GROUP BY r.workflow
+     ORDER BY r.workflow
+    $$;
+COMMENT ON FUNCTION approval.sla_report(timestamptz, timestamptz, text) IS 'SLA figures per workflow over the requests closed in [since, until)';
+
+-- my_pending shows the SLA state
+CREATE OR REPLACE VIEW approval.my_pending WITH (security_barrier) AS
+WITH RECURSIVE mine AS MATERIALIZED (
+    SELECT DISTINCT t AS target
+      FROM approval.my_target_sets() s, pg_catalog.unnest(s.targets) t
+), walk AS (
+    (SELECT n.* FROM mine,
+            LATERAL (SELECT * FROM approval.pending_vote p
+                      WHERE p.target = mine.target
+                      ORDER BY p.submitted_at, p.request_id, p.stage LIMIT 1) n
+      ORDER BY n.submitted_at, n.request_id, n.stage LIMIT 1)
+    UNION ALL
+    SELECT n.* FROM walk w,
+           LATERAL (SELECT x.* FROM mine,
+                           LATERAL (SELECT * FROM approval.pending_vote p
+                                     WHERE p.target = mine.target
+                                       AND (p.submitted_at, p.request_id, p.stage)
+                                           > (w.submitted_at, w.request_id, w.stage)
+                                     ORDER BY p.submitted_at, p.request_id, p.stage LIMIT 1) x
+                     ORDER BY x.submitted_at, x.request_id, x.stage LIMIT 1) n
+)
+SELECT w.request_id, w.workflow, r.title, w.requester, w.stage,
+       w.submitted_at, r.due_at,
+       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of, r.sla_state
+  FROM walk w
+ CROSS JOIN LATERAL (SELECT approval.vote_capacity(w::approval.pending_vote) AS principal OFFSET 0) c
+ -- per row of the walk (a lateral join is a nested loop), so its order stays
+ CROSS JOIN LATERAL (SELECT q.title, q.due_at, q.sla_state FROM approval.request q
+                      WHERE q.id = w.request_id OFFSET 0) r
+ WHERE c.principal IS NOT NULL;
+
+CREATE VIEW approval.at_risk WITH (security_barrier) AS
+SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state, r.sla_state, r.due_at,
+       CASE WHEN w.calendar IS NULL THEN r.due_at - pg_catalog.now()
+            ELSE approval.business_elapsed(pg_catalog.now(), r.due_at, w.calendar) END AS time_left,
+       r.escalations
+  FROM approval.request r
+  JOIN approval.workflow w ON w.id = r.workflow_id
+ WHERE r.state IN ('pending', 'changes_requested')
+   AND r.sla_state IN ('warning', 'breached')
+   AND approval.sees(r.requester, r.workflow, r.audience)
+ ORDER BY r.due_at, r.id;
+
+REVOKE ALL ON approval.at_risk FROM PUBLIC;
+GRANT SELECT ON approval.at_risk TO approval_admin, approval_user, approval_gateway;
+REVOKE ALL ON FUNCTION approval.tick(timestamptz, integer), approval.next_due(),
+    approval.sla_report(timestamptz, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION approval.tick(timestamptz, integer), approval.next_due() TO approval_admin;
+GRANT EXECUTE ON FUNCTION approval.sla_report(timestamptz, timestamptz, text)
+    TO approval_admin, approval_user, approval_gateway;

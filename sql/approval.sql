@@ -290,6 +290,9 @@ CREATE TABLE approval.workflow (
     on_cancelled         text,
     on_expired           text,
     search_path          text,          -- the definer's, callbacks run with it
+    sla_pause            text NOT NULL DEFAULT 'changes_requested'
+                         CHECK (sla_pause IN ('changes_requested', 'never')),
+    escalate_max         integer CHECK (escalate_max >= 1),
     UNIQUE (name, version)
 );
 
@@ -347,7 +350,19 @@ CREATE TABLE approval.request (
     -- who may see it besides its requester (visibility.c): every target of
     -- every stage, and "voter:<id>" for whoever voted or commented (and for
     -- whom a delegate did)
-    audience       text[] NOT NULL DEFAULT '{}'
+    audience       text[] NOT NULL DEFAULT '{}',
+    -- deadlines (timer.c); each NULL when there is none.  The SLA's are
+    -- due_at (breach) and warn_at; paused_at: waiting on the requester
+    -- since then, the SLA and escalation clocks stopped
+    warn_at        timestamptz,
+    escalate_at    timestamptz,
+    expires_at     timestamptz,
+    paused_at      timestamptz,
+    -- the earliest of the deadlines above and the stages' timeout_at that
+    -- can fire (or a failed firing's retry): what approval.tick() looks for
+    next_due       timestamptz,
+    timer_failures integer NOT NULL DEFAULT 0,  -- firings failed in a row
+    timer_error    text                         -- the last one's error
 );
 ALTER SEQUENCE approval.request_id_seq OWNED BY approval.request.id;
 -- one open request per (workflow, subject): submit is idempotent on it
@@ -356,6 +371,11 @@ CREATE UNIQUE INDEX request_open_subject ON approval.request (workflow, subject)
 -- my_requests, newest first: an index scan backwards
 CREATE INDEX request_requester ON approval.request (requester, created_at, id);
 CREATE INDEX request_open ON approval.request (created_at) WHERE state IN ('pending', 'changes_requested');
+-- tick(): the due requests, soonest first, whatever the number of open ones
+CREATE INDEX request_next_due ON approval.request (next_due) WHERE next_due IS NOT NULL;
+-- approval.at_risk
+CREATE INDEX request_at_risk ON approval.request (due_at)
+    WHERE sla_state IN ('warning', 'breached') AND state IN ('pending', 'changes_requested');
 
 CREATE TABLE approval.request_stage (
     request_id       bigint NOT NULL,
@@ -371,6 +391,7 @@ CREATE TABLE approval.request_stage (
     round            integer NOT NULL DEFAULT 1,   -- + 1 each time the stage restarts
     activated_at     timestamptz,
     decided_at       timestamptz,
+    timeout_at       timestamptz,   -- while active: when its timeout fires
     PRIMARY KEY (request_id, stage)
 );
 CREATE INDEX request_stage_active_targets ON approval.request_stage USING gin (targets)
@@ -678,6 +699,62 @@ CREATE FUNCTION approval.waiting(request bigint, state approval.request_state, r
     $$;
 
 -- ---------------------------------------------------------------------------
+-- Time (DESIGN §6): the deadlines are kept by the engine with each change
+-- (timer.c); tick() fires those that are due (tick.c), called by the
+-- background worker or a pg_cron job.
+-- ---------------------------------------------------------------------------
+-- at: the time to fire for (tests move the clock with it)
+CREATE FUNCTION approval.tick(at timestamptz DEFAULT pg_catalog.now(), max_items integer DEFAULT 1000)
+    RETURNS integer
+    LANGUAGE c VOLATILE STRICT SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_tick';
+COMMENT ON FUNCTION approval.tick(timestamptz, integer) IS 'Fire every deadline due at "at" (SLA warnings and breaches, escalations, stage timeouts, expiry), each once; returns how many fired';
+
+CREATE FUNCTION approval.next_due() RETURNS timestamptz
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT pg_catalog.min(r.next_due) FROM approval.request r WHERE r.next_due IS NOT NULL $$;
+COMMENT ON FUNCTION approval.next_due() IS 'When the earliest deadline of the database comes due (NULL: none); the worker sleeps until then';
+
+-- Per workflow, over the requests closed in [since, until): how many were
+-- decided, how many of those with an SLA kept it, how long decisions took
+-- (business time on the workflow's calendar), breaches and escalations.
+-- Runs as the caller: each sees the requests they may see.
+CREATE FUNCTION approval.sla_report(since timestamptz, until timestamptz, workflow text DEFAULT NULL)
+    RETURNS TABLE (workflow text, closed bigint, decided bigint, expired bigint,
+                   with_sla bigint, compliance_pct numeric, mean_time interval,
+                   median_time interval, p90_time interval, breaches bigint, escalations bigint)
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT r.workflow,
+           pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE d.decided),
+           pg_catalog.count(*) FILTER (WHERE r.state OPERATOR(pg_catalog.=) 'expired'::approval.request_state),
+           pg_catalog.count(r.due_at),
+           pg_catalog.round(100.0 OPERATOR(pg_catalog.*)
+                            pg_catalog.count(*) FILTER (WHERE r.due_at IS NOT NULL
+                                                          AND r.sla_state OPERATOR(pg_catalog.<>) 'breached')
+                            OPERATOR(pg_catalog./) NULLIF(pg_catalog.count(r.due_at), 0), 1),
+           pg_catalog.avg(d.took) FILTER (WHERE d.decided),
+           pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY d.took) FILTER (WHERE d.decided),
+           pg_catalog.percentile_cont(0.9) WITHIN GROUP (ORDER BY d.took) FILTER (WHERE d.decided),
+           pg_catalog.count(*) FILTER (WHERE r.sla_state OPERATOR(pg_catalog.=) 'breached'),
+           pg_catalog.sum(r.escalations)::bigint
+      FROM approval.request r
+      JOIN approval.workflow w ON w.id OPERATOR(pg_catalog.=) r.workflow_id
+     CROSS JOIN LATERAL (
+           SELECT r.state OPERATOR(pg_catalog.=) ANY ('{approved,rejected}'::approval.request_state[]) AS decided,
+                  CASE WHEN w.calendar IS NULL THEN r.decided_at OPERATOR(pg_catalog.-) r.created_at
+                       ELSE approval.business_elapsed(r.created_at, r.decided_at, w.calendar) END AS took) d
+     WHERE r.decided_at OPERATOR(pg_catalog.>=) $1 AND r.decided_at OPERATOR(pg_catalog.<) $2
+       AND ($3 IS NULL OR r.workflow OPERATOR(pg_catalog.=) $3)
+     GROUP BY r.workflow
+     ORDER BY r.workflow
+    $$;
+COMMENT ON FUNCTION approval.sla_report(timestamptz, timestamptz, text) IS 'SLA figures per workflow over the requests closed in [since, until)';
+
+-- ---------------------------------------------------------------------------
 -- Views for people (DESIGN §8).  Each filters for the actor itself, so they
 -- need no security_invoker and work the same on every supported version.
 -- Those that filter are security_barrier views: a condition of the caller's
@@ -720,11 +797,11 @@ WITH RECURSIVE mine AS MATERIALIZED (
 )
 SELECT w.request_id, w.workflow, r.title, w.requester, w.stage,
        w.submitted_at, r.due_at,
-       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of
+       NULLIF(c.principal, approval.current_actor()) AS on_behalf_of, r.sla_state
   FROM walk w
  CROSS JOIN LATERAL (SELECT approval.vote_capacity(w::approval.pending_vote) AS principal OFFSET 0) c
  -- per row of the walk (a lateral join is a nested loop), so its order stays
- CROSS JOIN LATERAL (SELECT q.title, q.due_at FROM approval.request q
+ CROSS JOIN LATERAL (SELECT q.title, q.due_at, q.sla_state FROM approval.request q
                       WHERE q.id = w.request_id OFFSET 0) r
  WHERE c.principal IS NOT NULL;
 
@@ -747,6 +824,21 @@ SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state,
   LEFT JOIN LATERAL approval.waiting(r.id, r.state, r.requester) a ON true
  WHERE approval.sees(r.requester, r.workflow, r.audience);
 
+-- Open requests in SLA warning or breach that the actor may see, soonest
+-- due first, with the time left (business time on the workflow's calendar;
+-- negative once breached)
+CREATE VIEW approval.at_risk WITH (security_barrier) AS
+SELECT r.id AS request_id, r.workflow, r.title, r.requester, r.state, r.sla_state, r.due_at,
+       CASE WHEN w.calendar IS NULL THEN r.due_at - pg_catalog.now()
+            ELSE approval.business_elapsed(pg_catalog.now(), r.due_at, w.calendar) END AS time_left,
+       r.escalations
+  FROM approval.request r
+  JOIN approval.workflow w ON w.id = r.workflow_id
+ WHERE r.state IN ('pending', 'changes_requested')
+   AND r.sla_state IN ('warning', 'breached')
+   AND approval.sees(r.requester, r.workflow, r.audience)
+ ORDER BY r.due_at, r.id;
+
 -- ---------------------------------------------------------------------------
 -- Privileges (DESIGN §8)
 -- ---------------------------------------------------------------------------
@@ -764,7 +856,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON approval.principal, approval.approver_gr
 GRANT SELECT ON approval.workflow, approval.workflow_stage, approval.request, approval.request_stage,
     approval.decision, approval.event, approval.delegation
     TO approval_admin, approval_user, approval_gateway;
-GRANT SELECT ON approval.workflows, approval.my_pending, approval.my_requests, approval.request_status
+GRANT SELECT ON approval.workflows, approval.my_pending, approval.my_requests, approval.request_status,
+    approval.at_risk
     TO approval_admin, approval_user, approval_gateway;
 GRANT SELECT, INSERT, UPDATE ON approval.subscriber TO approval_admin, approval_gateway;
 
@@ -786,8 +879,12 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     approval.define_workflow(jsonb, text), approval.disable_workflow(text), approval.enable_workflow(text),
     approval.ack(text, bigint),
-    approval.simulate(jsonb, timestamptz)
+    approval.simulate(jsonb, timestamptz),
+    approval.tick(timestamptz, integer), approval.next_due()
     TO approval_admin;
+-- runs as the caller: each sees the figures of the requests they can see
+GRANT EXECUTE ON FUNCTION approval.sla_report(timestamptz, timestamptz, text)
+    TO approval_admin, approval_user, approval_gateway;
 -- verify_audit runs as the caller: each checks the chains they can see
 GRANT EXECUTE ON FUNCTION approval.verify_audit(bigint)
     TO approval_admin, approval_user, approval_gateway;

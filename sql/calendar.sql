@@ -356,7 +356,7 @@ SELECT pg_temp.error_of($$SELECT approval.business_add(now(), '1 hour', 'regress
 -- ---------------------------------------------------------------------------
 -- Workflows refer to calendars: one in use cannot be deleted or renamed
 -- ---------------------------------------------------------------------------
-SELECT approval.define_workflow('{"name": "calendar-office", "sla": "2 days", "calendar": "regress-plain",
+SELECT approval.define_workflow('{"name": "calendar-office", "sla": "2 days", "calendar": "regress-plain", "match": "$.kind == \"calendar\"",
   "stages": [{"name": "manager", "approvers": ["manager"]}]}') > 0 AS defined;
 SELECT pg_temp.error_of($$DELETE FROM approval.calendar WHERE name = 'regress-plain'$$);
 SELECT pg_temp.error_of($$UPDATE approval.calendar SET name = 'regress-renamed' WHERE name = 'regress-plain'$$);

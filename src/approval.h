@@ -177,6 +177,8 @@ typedef struct WorkflowDef
 	Interval   *escalate_every;
 	char	   *escalate_to;
 	Interval   *expires_after;
+	bool		sla_pauses;		/* the SLA clock stops while changes are requested */
+	int			escalate_max;	/* 0: no limit */
 	char	   *callbacks[CALLBACK_COUNT];	/* "schema.fn(bigint)", or NULL */
 	char	   *search_path;	/* the definer's, for callbacks */
 	Oid			created_by;

@@ -223,12 +223,48 @@ get_callback(WorkflowDef *wf, JsonbValue *v, const char *path)
 
 /* ---------- validation ---------- */
 
+/* A duration on the workflow's calendar keeps its units; months have none there */
+static void
+check_business_duration(WorkflowDef *wf, Interval *iv, const char *path)
+{
+	if (iv != NULL && wf->calendar != NULL && iv->month != 0)
+		def_error(path, psprintf("cannot be counted in months on calendar \"%s\"; use days",
+								 wf->calendar));
+}
+
+/*
+ * The time keys together: the calendar exists, its durations have no
+ * months, and whatever escalates has somewhere to escalate to.
+ */
+static void
+check_clocks(WorkflowDef *wf)
+{
+	if (wf->calendar != NULL && !approval_calendar_exists(wf->calendar))
+		approval_definition_error("calendar",
+								  psprintf("names no calendar: there is no \"%s\" in approval.calendar",
+										   wf->calendar),
+								  "Add it with INSERT INTO approval.calendar (name, timezone, hours) first.");
+	check_business_duration(wf, wf->sla, "sla");
+	check_business_duration(wf, wf->escalate_after, "escalate_after");
+	check_business_duration(wf, wf->escalate_every, "escalate_every");
+	for (int i = 0; i < wf->nstages; i++)
+	{
+		StageDef   *st = &wf->stages[i];
+
+		check_business_duration(wf, st->timeout, psprintf("stages[%d].timeout", i));
+		if (st->on_timeout != NULL && strcmp(st->on_timeout, "escalate") == 0 &&
+			wf->escalate_to == NULL)
+			def_error(psprintf("stages[%d].on_timeout", i),
+					  "is \"escalate\" but the workflow has no \"escalate_to\"");
+	}
+}
+
 static const char *const workflow_keys[] = {
 	"name", "description", "priority", "match", "auto_approve", "require_ack",
 	"allow_self_approval", "distinct_approvers", "reapprove_on_change", "sla",
 	"sla_warning", "calendar", "escalate_after", "escalate_every", "escalate_to",
 	"expires_after", "on_submitted", "on_approved", "on_rejected", "on_cancelled",
-	"on_expired", "stages", NULL
+	"on_expired", "stages", "sla_pause", "escalate_max", NULL
 };
 
 static const char *const stage_keys[] = {
@@ -378,6 +414,7 @@ approval_parse_definition(Jsonb *doc, const char *search_path)
 		def_error("", "the definition must be a JSON object");
 
 	wf->priority = 100;
+	wf->sla_pauses = true;
 	wf->enabled = true;
 	wf->search_path = search_path ? pstrdup(search_path) : NULL;
 
@@ -434,6 +471,20 @@ approval_parse_definition(Jsonb *doc, const char *search_path)
 			wf->escalate_to = get_target(&m->v, k);
 		else if (strcmp(k, "expires_after") == 0)
 			wf->expires_after = get_interval(&m->v, k);
+		else if (strcmp(k, "sla_pause") == 0)
+		{
+			char	   *p = get_string(&m->v, k, true);
+
+			if (strcmp(p, "never") == 0)
+				wf->sla_pauses = false;
+			else if (strcmp(p, "changes_requested") != 0)
+				def_error(k, "must be \"changes_requested\" or \"never\"");
+		}
+		else if (strcmp(k, "escalate_max") == 0)
+		{
+			if ((wf->escalate_max = get_int(&m->v, k)) < 1)
+				def_error(k, "must be >= 1");
+		}
 		else if (strncmp(k, "on_", 3) == 0)
 		{
 			for (int c = 0; c < CALLBACK_COUNT; c++)
@@ -455,6 +506,10 @@ approval_parse_definition(Jsonb *doc, const char *search_path)
 		def_error("sla_warning", "needs \"sla\"");
 	if (wf->escalate_every != NULL && wf->escalate_after == NULL)
 		def_error("escalate_every", "needs \"escalate_after\"");
+	if (wf->escalate_max > 0 && wf->escalate_after == NULL)
+		def_error("escalate_max", "needs \"escalate_after\"");
+	if (wf->escalate_after != NULL && wf->escalate_to == NULL)
+		def_error("escalate_after", "needs \"escalate_to\", the target to escalate to");
 
 	if (have_stages)
 	{
@@ -466,6 +521,7 @@ approval_parse_definition(Jsonb *doc, const char *search_path)
 		foreach(lc, sl)
 			parse_stage(wf, i++, &((Member *) lfirst(lc))->v);
 	}
+	check_clocks(wf);
 	return wf;
 }
 
@@ -480,14 +536,16 @@ static ApprovalPlan insert_workflow_plan = {
 	"INSERT INTO approval.workflow (name, version, description, priority, match, auto_approve,"
 	"  require_ack, allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning,"
 	"  calendar, escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected,"
-	"  definition, created_by, on_submitted, on_cancelled, on_expired, search_path)"
+	"  definition, created_by, on_submitted, on_cancelled, on_expired, search_path, sla_pause,"
+	"  escalate_max)"
 	" VALUES ($1, (SELECT COALESCE(max(version), 0) + 1 FROM approval.workflow WHERE name = $1),"
 	"  $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,"
-	"  $21, $22, $23, $24)"
+	"  $21, $22, $23, $24, $25, $26)"
 	" RETURNING id",
-	24, {TEXTOID, TEXTOID, INT4OID, JSONPATHOID, JSONPATHOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID,
+	26, {TEXTOID, TEXTOID, INT4OID, JSONPATHOID, JSONPATHOID, TEXTOID, BOOLOID, BOOLOID, TEXTOID,
 		INTERVALOID, FLOAT8OID, TEXTOID, INTERVALOID, INTERVALOID, TEXTOID, INTERVALOID,
-	TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+		TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID}
 };
 
 static ApprovalPlan insert_stage_plan = {
@@ -504,8 +562,8 @@ static ApprovalPlan insert_stage_plan = {
 static int32
 store_definition(WorkflowDef *wf, Jsonb *doc)
 {
-	Datum		values[24];
-	char		nulls[24];
+	Datum		values[26];
+	char		nulls[26];
 	bool		isnull;
 	int32		id;
 	Datum		arg = CStringGetTextDatum(wf->name);
@@ -538,6 +596,9 @@ store_definition(WorkflowDef *wf, Jsonb *doc)
 	TEXT_OR_NULL(21, wf->callbacks[CALLBACK_CANCELLED]);
 	TEXT_OR_NULL(22, wf->callbacks[CALLBACK_EXPIRED]);
 	TEXT_OR_NULL(23, wf->search_path);
+	values[24] = CStringGetTextDatum(wf->sla_pauses ? "changes_requested" : "never");
+	values[25] = Int32GetDatum(wf->escalate_max);
+	nulls[25] = wf->escalate_max > 0 ? ' ' : 'n';
 	approval_exec(&insert_workflow_plan, values, nulls, false, 0);
 	id = DatumGetInt32(approval_getdatum(0, 1, &isnull));
 

@@ -94,6 +94,69 @@ engine_finish(Req *r, bool approved, const char *reason, const char *denial)
 	request_event(r, request_state_names[r->state], aj_finish(&j), NULL, NIL);
 }
 
+/*
+ * A stage is approved: by its quorum (by NULL) or by its timeout.  The
+ * caller moves the request on (engine_advance) once its votes are in.
+ */
+void
+engine_stage_approved(Req *r, StageRow *s, const char *by)
+{
+	ApprovalJson j;
+
+	s->state = STAGE_APPROVED;
+	s->decided_now = true;
+	s->dirty = true;
+	aj_init(&j);
+	aj_str(&j, "stage", s->stage);
+	aj_int(&j, "order", s->order);
+	if (by != NULL)
+		aj_str(&j, "by", by);
+	request_event(r, "stage_approved", aj_finish(&j), s->stage, NIL);
+}
+
+/* A stage is rejected (by votes, or by its timeout): so is the request */
+void
+engine_stage_rejected(Req *r, StageRow *s, const char *reason, const char *denial)
+{
+	ApprovalJson j;
+
+	s->state = STAGE_REJECTED;
+	s->decided_now = true;
+	s->dirty = true;
+	aj_init(&j);
+	aj_str(&j, "stage", s->stage);
+	aj_str(&j, "reason", reason);
+	aj_str(&j, "denial_message", denial);
+	request_event(r, "stage_rejected", aj_finish(&j), s->stage, NIL);
+	engine_finish(r, false, reason, denial);
+}
+
+/*
+ * The request expires: at its expiry (s NULL), or because stage s timed out
+ * with on_timeout "expire" (that stage is expired, the others cancelled).
+ */
+void
+engine_expire(Req *r, StageRow *s, const char *reason)
+{
+	ApprovalJson j;
+	List	   *cancelled;
+
+	if (s != NULL)
+	{
+		s->state = STAGE_EXPIRED;
+		s->decided_now = true;
+		s->dirty = true;
+	}
+	cancelled = engine_close(r, REQUEST_EXPIRED, CALLBACK_EXPIRED);
+	aj_init(&j);
+	aj_str(&j, "reason", reason);
+	if (s != NULL)
+		aj_str(&j, "stage", s->stage);
+	if (cancelled != NIL)
+		aj_list(&j, "cancelled_stages", cancelled);
+	request_event(r, "expired", aj_finish(&j), s ? s->stage : NULL, NIL);
+}
+
 void
 engine_activate_stage(Req *r, StageRow *s)
 {
@@ -312,26 +375,15 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 
 	if (approve && s->approvals >= s->required)
 	{
-		s->state = STAGE_APPROVED;
-		s->decided_now = true;
 		aj_init(&j);
 		aj_str(&j, "stage", s->stage);
 		aj_int(&j, "approvals", s->approvals);
 		aj_int(&j, "required", s->required);
 		request_event(r, "quorum_satisfied", aj_finish(&j), s->stage, NIL);
-		request_event(r, "stage_approved", engine_stage_data(s), s->stage, NIL);
+		engine_stage_approved(r, s, NULL);
 	}
 	else if (!approve && s->rejections >= s->reject_required)
-	{
-		s->state = STAGE_REJECTED;
-		s->decided_now = true;
-		aj_init(&j);
-		aj_str(&j, "stage", s->stage);
-		aj_str(&j, "reason", reason);
-		aj_str(&j, "denial_message", denial);
-		request_event(r, "stage_rejected", aj_finish(&j), s->stage, NIL);
-		engine_finish(r, false, reason, denial);
-	}
+		engine_stage_rejected(r, s, reason, denial);
 	return true;
 }
 

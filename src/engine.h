@@ -19,8 +19,7 @@
  * The row lock serializes everything that happens to one request, so
  * concurrent votes are counted once and a request is decided once.  The
  * SQL-callable operations are in decide.c (votes, changes, cancel, comment)
- * and submit.c; whatever else changes a request (the timer) must take this
- * path too.
+ * and submit.c; the timer (timer.c, fired by tick.c) takes this path too.
  *
  *-------------------------------------------------------------------------
  */
@@ -65,6 +64,37 @@ request_is_open(RequestState state)
 	return state == REQUEST_PENDING || state == REQUEST_CHANGES_REQUESTED;
 }
 
+/* SLA state of a request (approval.request.sla_state; NULL without an SLA) */
+typedef enum SlaState
+{
+	SLA_NONE,
+	SLA_ON_TRACK,
+	SLA_WARNING,
+	SLA_BREACHED
+} SlaState;
+
+extern const char *const sla_state_names[];
+
+/* A deadline that is not set (stored as NULL) */
+#define NO_DEADLINE DT_NOEND
+
+/* The deadlines of a request (timer.c keeps them) */
+typedef struct ReqTimes
+{
+	TimestampTz due_at;			/* SLA breach */
+	TimestampTz warn_at;		/* SLA warning */
+	TimestampTz escalate_at;	/* next escalation */
+	TimestampTz expires_at;
+	TimestampTz paused_at;		/* waiting on the requester since */
+	TimestampTz next_due;		/* the earliest that can fire (or a retry) */
+	TimestampTz loaded_next_due;
+	SlaState	sla_state;
+	int			escalations;
+	int			failures;		/* timer firings failed in a row */
+	bool		fired;			/* the timer fired something: failures are over */
+	bool		started;		/* a new request's deadlines are set */
+} ReqTimes;
+
 /* A stage of a request, as read from approval.request_stage */
 typedef struct StageRow
 {
@@ -83,6 +113,9 @@ typedef struct StageRow
 	bool		decided_now;
 	StageState	loaded_state;	/* as read, to tell what changed */
 	int			loaded_round;
+	bool		targets_changed;	/* targets added while active (escalation) */
+	bool		timeout_planned;	/* its timeout was set at this activation */
+	TimestampTz timeout_at;		/* while active: when its timeout fires */
 	StageDef   *def;
 } StageRow;
 
@@ -114,6 +147,8 @@ typedef struct Req
 	ApprovalActor actor;
 	List	   *sets;			/* ApprovalTargetSet *, built when first needed */
 	ApprovalEvents ev;
+	TimestampTz now;			/* the time of this change (tick(at) moves it) */
+	ReqTimes	t;
 } Req;
 
 /* Where the actor may vote: an active stage and the capacity to vote in */
@@ -157,6 +192,7 @@ extern Eligible *engine_eligible_at(Req *r, StageRow *s, bool approval, VoteWhy 
 /* ---- request.c: load, lock and save ---- */
 
 extern Req *request_open(int64 id);
+extern Req *request_open_for_timer(int64 id, TimestampTz at);
 extern Req *request_open_visible(int64 id);
 extern void request_require_visible(Req *r);	/* visibility.c: AP001 unless seen */
 extern void request_require_pending(Req *r);
@@ -174,6 +210,9 @@ extern Datum request_done(Req *r);
 
 extern List *engine_close(Req *r, RequestState state, ApprovalCallback callback);
 extern void engine_finish(Req *r, bool approved, const char *reason, const char *denial);
+extern void engine_stage_approved(Req *r, StageRow *s, const char *by);
+extern void engine_stage_rejected(Req *r, StageRow *s, const char *reason, const char *denial);
+extern void engine_expire(Req *r, StageRow *s, const char *reason);
 extern void engine_activate_stage(Req *r, StageRow *s);
 extern void engine_advance(Req *r);
 extern Jsonb *engine_stage_data(StageRow *s);
@@ -185,6 +224,11 @@ extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
 extern void engine_require_no_vote(Req *r, Eligible *e, const char *decision);
 extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 							   const char *decision, const char *comment);
+
+/* ---- timer.c: deadlines (DESIGN §6), the one home of their rules ---- */
+
+extern void timer_plan(Req *r);
+extern int	timer_fire(Req *r);
 
 /* ---- small helpers ---- */
 
@@ -199,6 +243,14 @@ text_or_null(const char *s, char *null)
 {
 	*null = s ? ' ' : 'n';
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
+
+/* A deadline as a Datum: NULL when it is not set */
+static inline Datum
+time_or_null(TimestampTz t, char *null)
+{
+	*null = (t == NO_DEADLINE) ? 'n' : ' ';
+	return TimestampTzGetDatum(t);
 }
 
 #endif							/* APPROVAL_ENGINE_H */

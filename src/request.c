@@ -28,6 +28,8 @@ const char *const stage_state_names[STAGE_STATE_COUNT] = {
 	"waiting", "active", "approved", "rejected", "skipped", "expired", "cancelled"
 };
 
+const char *const sla_state_names[] = {NULL, "on_track", "warning", "breached"};
+
 static int
 state_from_name(const char *const *names, int count, const char *name, const char *type)
 {
@@ -57,7 +59,8 @@ stage_state_from_name(const char *name)
 
 static ApprovalPlan lock_request_plan = {
 	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash,"
-	"  audience, created_at"
+	"  audience, created_at, due_at, warn_at, escalate_at, expires_at, paused_at, next_due,"
+	"  sla_state, escalations, timer_failures"
 	"  FROM approval.request WHERE id = $1 FOR UPDATE",
 	1, {INT8OID}
 };
@@ -69,19 +72,21 @@ static ApprovalPlan load_payload_plan = {
 
 static ApprovalPlan load_stages_plan = {
 	"SELECT stage, stage_idx, stage_order, state::text, targets, required, approvals,"
-	"  rejections, reject_required, round"
+	"  rejections, reject_required, round, timeout_at"
 	"  FROM approval.request_stage WHERE request_id = $1 ORDER BY stage_order, stage_idx",
 	1, {INT8OID}
 };
 
 #define INSERT_REQUEST \
 	"INSERT INTO approval.request (id, workflow_id, workflow, title, subject, payload, requester," \
-	"  state, current_order, decided_at, last_hash, audience)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9," \
-	"  CASE WHEN $10 THEN pg_catalog.now() END, $11, $12)"
+	"  state, current_order, decided_at, last_hash, audience, created_at, due_at, warn_at," \
+	"  escalate_at, expires_at, next_due, sla_state)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8::approval.request_state, $9, $10, $11, $12, $13," \
+	"  $14, $15, $16, $17, $18, $19)"
 #define INSERT_REQUEST_TYPES \
 	{INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, TEXTOID, INT4OID, \
-	BOOLOID, BYTEAOID, TEXTARRAYOID}
+	TIMESTAMPTZOID, BYTEAOID, TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, \
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}
 
 /* with a subject: another open request for it wins (idempotent submit) */
 static ApprovalPlan insert_request_plan = {
@@ -89,42 +94,47 @@ static ApprovalPlan insert_request_plan = {
 	" ON CONFLICT (workflow, subject)"
 	"  WHERE subject IS NOT NULL AND state IN ('pending', 'changes_requested') DO NOTHING"
 	" RETURNING id",
-	12, INSERT_REQUEST_TYPES
+	19, INSERT_REQUEST_TYPES
 };
 
 /* without a subject nothing can conflict */
 static ApprovalPlan insert_request_nosubject_plan = {
 	INSERT_REQUEST,
-	12, INSERT_REQUEST_TYPES
+	19, INSERT_REQUEST_TYPES
 };
 
 static ApprovalPlan save_request_plan = {
 	"UPDATE approval.request SET state = $2::approval.request_state, current_order = $3,"
-	"  payload = COALESCE($4, payload),"
-	"  decided_at = CASE WHEN $5 THEN pg_catalog.now() ELSE decided_at END,"
-	"  last_hash = $6, updated_at = pg_catalog.now(), audience = COALESCE($7, audience)"
+	"  payload = COALESCE($4, payload), decided_at = COALESCE($5, decided_at),"
+	"  last_hash = $6, updated_at = pg_catalog.now(), audience = COALESCE($7, audience),"
+	"  due_at = $8, warn_at = $9, escalate_at = $10, expires_at = $11, paused_at = $12,"
+	"  next_due = $13, sla_state = $14, escalations = $15,"
+	"  timer_failures = CASE WHEN $16 THEN 0 ELSE timer_failures END,"
+	"  timer_error = CASE WHEN $16 THEN NULL ELSE timer_error END"
 	" WHERE id = $1",
-	7, {INT8OID, TEXTOID, INT4OID, JSONBOID, BOOLOID, BYTEAOID, TEXTARRAYOID}
+	16, {INT8OID, TEXTOID, INT4OID, JSONBOID, TIMESTAMPTZOID, BYTEAOID, TEXTARRAYOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID, TEXTOID, INT4OID, BOOLOID}
 };
 
 static ApprovalPlan insert_stage_plan = {
 	"INSERT INTO approval.request_stage (request_id, stage, stage_idx, stage_order, state,"
-	"  targets, required, reject_required, activated_at, decided_at)"
-	" VALUES ($1, $2, $3, $4, $5::approval.stage_state, $6, $7, $8,"
-	"  CASE WHEN $9 THEN pg_catalog.now() END, CASE WHEN $10 THEN pg_catalog.now() END)",
-	10, {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID,
-	BOOLOID, BOOLOID}
+	"  targets, required, reject_required, activated_at, decided_at, timeout_at)"
+	" VALUES ($1, $2, $3, $4, $5::approval.stage_state, $6, $7, $8, $9, $10, $11)",
+	11, {INT8OID, TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
 static ApprovalPlan save_stage_plan = {
 	"UPDATE approval.request_stage SET state = $3::approval.stage_state, targets = $4,"
 	"  required = $5, approvals = $6, rejections = $7, round = $8,"
-	"  activated_at = CASE WHEN $9 THEN pg_catalog.now() ELSE activated_at END,"
-	"  decided_at = CASE WHEN $10 THEN pg_catalog.now()"
-	"                    WHEN $3 IN ('waiting', 'active') THEN NULL ELSE decided_at END"
+	"  activated_at = COALESCE($9, activated_at),"
+	"  decided_at = CASE WHEN $10 IS NOT NULL THEN $10"
+	"                    WHEN $3 IN ('waiting', 'active') THEN NULL ELSE decided_at END,"
+	"  timeout_at = $11"
 	" WHERE request_id = $1 AND stage = $2",
-	10, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
-	BOOLOID, BOOLOID}
+	11, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 };
 
 /* the stages no longer open to votes, or restarted, lose their rows */
@@ -191,11 +201,40 @@ request_sets(Req *r)
 
 /* ---------- loading ---------- */
 
+/* A deadline column: NO_DEADLINE when NULL */
+static TimestampTz
+get_time(int row, int col)
+{
+	bool		isnull;
+	Datum		d = approval_getdatum(row, col, &isnull);
+
+	return isnull ? NO_DEADLINE : DatumGetTimestampTz(d);
+}
+
+static SlaState
+get_sla_state(int row, int col)
+{
+	bool		isnull;
+	char	   *name;
+
+	(void) approval_getdatum(row, col, &isnull);
+	if (isnull)
+		return SLA_NONE;
+	name = approval_gettext(row, col);
+	for (int i = SLA_ON_TRACK; i <= SLA_BREACHED; i++)
+		if (strcmp(sla_state_names[i], name) == 0)
+			return (SlaState) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("unknown SLA state \"%s\"", name)));
+}
+
 /*
- * Lock a request and read it with its stages.  AP001 if there is none.
+ * Lock a request and read it with its stages, for the actor or (actor NULL)
+ * for the timer.  AP001 if there is none.
  */
-Req *
-request_open(int64 id)
+static Req *
+request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 {
 	Req		   *r = palloc0(sizeof(Req));
 	Datum		arg = Int64GetDatum(id);
@@ -205,7 +244,9 @@ request_open(int64 id)
 	int			n;
 	int32		wfid;
 
-	approval_get_actor(&r->actor);
+	if (actor != NULL)
+		r->actor = *actor;
+	r->now = now;
 
 	if (approval_exec(&lock_request_plan, &arg, NULL, false, 1) != 1)
 		approval_not_found(id);
@@ -221,6 +262,16 @@ request_open(int64 id)
 	last_hash = isnull ? NULL : DatumGetByteaP(d);
 	r->audience = approval_array_to_list(DatumGetArrayTypeP(approval_getdatum(0, 7, &isnull)));
 	r->submitted_at = DatumGetTimestampTz(approval_getdatum(0, 8, &isnull));
+	r->t.due_at = get_time(0, 9);
+	r->t.warn_at = get_time(0, 10);
+	r->t.escalate_at = get_time(0, 11);
+	r->t.expires_at = get_time(0, 12);
+	r->t.paused_at = get_time(0, 13);
+	r->t.next_due = get_time(0, 14);
+	r->t.loaded_next_due = r->t.next_due;
+	r->t.sla_state = get_sla_state(0, 15);
+	r->t.escalations = approval_getint32(0, 16);
+	r->t.failures = approval_getint32(0, 17);
 	r->loaded_state = r->state;
 	approval_events_init(&r->ev, id, r->workflow, last_hash);
 	/* (this runs statements of its own: read the row above first) */
@@ -243,10 +294,34 @@ request_open(int64 id)
 		s->rejections = approval_getint32(i, 8);
 		s->reject_required = approval_getint32(i, 9);
 		s->round = approval_getint32(i, 10);
+		s->timeout_at = get_time(i, 11);
 		s->loaded_state = s->state;
 		s->loaded_round = s->round;
 		s->def = (s->idx < r->wf->nstages) ? &r->wf->stages[s->idx] : NULL;
 	}
+	return r;
+}
+
+/* Lock a request and read it, for the current actor */
+Req *
+request_open(int64 id)
+{
+	ApprovalActor actor;
+
+	approval_get_actor(&actor);
+	return request_load(id, &actor, GetCurrentTransactionStartTimestamp());
+}
+
+/*
+ * Lock a request and read it for the timer, whose changes happen at "at"
+ * and have no actor.
+ */
+Req *
+request_open_for_timer(int64 id, TimestampTz at)
+{
+	Req		   *r = request_load(id, NULL, at);
+
+	r->actor.sees_all = true;
 	return r;
 }
 
@@ -287,8 +362,8 @@ request_open_visible(int64 id)
 static void
 save_stage(Req *r, StageRow *s)
 {
-	Datum		v[10];
-	char		n[10];
+	Datum		v[11];
+	char		n[11];
 
 	memset(n, ' ', sizeof(n));
 	v[0] = Int64GetDatum(r->id);
@@ -296,40 +371,42 @@ save_stage(Req *r, StageRow *s)
 	v[2] = CStringGetTextDatum(stage_state_names[s->state]);
 	v[3] = PointerGetDatum(approval_text_array(s->targets));
 	v[4] = Int32GetDatum(s->required);
+	v[8] = time_or_null(s->activated_now ? r->now : NO_DEADLINE, &n[8]);
+	v[9] = time_or_null(s->decided_now ? r->now : NO_DEADLINE, &n[9]);
+	v[10] = time_or_null(s->timeout_at, &n[10]);
 	if (r->is_new)
 	{
-		v[5] = Int32GetDatum(s->reject_required);
-		v[6] = BoolGetDatum(s->activated_now);
-		v[7] = BoolGetDatum(s->decided_now);
-		{
-			Datum		iv[10];
+		Datum		iv[11];
+		char		in[11];
 
-			iv[0] = v[0];
-			iv[1] = v[1];
-			iv[2] = Int32GetDatum(s->idx);
-			iv[3] = Int32GetDatum(s->order);
-			iv[4] = v[2];
-			iv[5] = v[3];
-			iv[6] = v[4];
-			iv[7] = v[5];
-			iv[8] = v[6];
-			iv[9] = v[7];
-			approval_exec(&insert_stage_plan, iv, n, false, 0);
+		iv[0] = v[0];
+		iv[1] = v[1];
+		iv[2] = Int32GetDatum(s->idx);
+		iv[3] = Int32GetDatum(s->order);
+		iv[4] = v[2];
+		iv[5] = v[3];
+		iv[6] = v[4];
+		iv[7] = Int32GetDatum(s->reject_required);
+		memset(in, ' ', 8);
+		for (int k = 8; k < 11; k++)
+		{
+			iv[k] = v[k];
+			in[k] = n[k];
 		}
+		approval_exec(&insert_stage_plan, iv, in, false, 0);
 		return;
 	}
 	v[5] = Int32GetDatum(s->approvals);
 	v[6] = Int32GetDatum(s->rejections);
 	v[7] = Int32GetDatum(s->round);
-	v[8] = BoolGetDatum(s->activated_now);
-	v[9] = BoolGetDatum(s->decided_now);
 	approval_exec(&save_stage_plan, v, n, false, 0);
 }
 
 /*
  * Keep approval.pending_vote: a stage has rows while it is active and its
  * request pending.  Those that stop being so, or start a new round, lose
- * theirs; those that start get them.
+ * theirs; those that start get them (and those whose targets grew, new
+ * ones).
  */
 static void
 save_votable(Req *r)
@@ -343,7 +420,7 @@ save_votable(Req *r)
 			r->loaded_state == REQUEST_PENDING;
 		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
 
-		if (before && (!after || s->round != s->loaded_round))
+		if (before && (!after || s->round != s->loaded_round || s->targets_changed))
 			gone = lappend(gone, s->stage);
 	}
 	if (gone != NIL)
@@ -363,7 +440,7 @@ save_votable(Req *r)
 		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
 		Datum		args[9];
 
-		if (!after || (before && s->round == s->loaded_round))
+		if (!after || (before && s->round == s->loaded_round && !s->targets_changed))
 			continue;
 		args[0] = Int64GetDatum(r->id);
 		args[1] = CStringGetTextDatum(s->stage);
@@ -402,9 +479,10 @@ request_save(Req *r)
 {
 	bytea	   *head;
 	bool		have_events;
-	char		n[12];
-	Datum		v[12];
+	char		n[19];
+	Datum		v[19];
 
+	timer_plan(r);
 	memset(n, ' ', sizeof(n));
 	have_events = r->ev.pending != NIL;
 	head = approval_events_seal(&r->ev);
@@ -421,10 +499,17 @@ request_save(Req *r)
 		v[7] = CStringGetTextDatum(request_state_names[r->state]);
 		v[8] = Int32GetDatum(r->current_order);
 		n[8] = r->has_order ? ' ' : 'n';
-		v[9] = BoolGetDatum(r->decided_now);
+		v[9] = time_or_null(r->decided_now ? r->now : NO_DEADLINE, &n[9]);
 		v[10] = PointerGetDatum(head);
 		n[10] = head ? ' ' : 'n';
 		v[11] = PointerGetDatum(approval_text_array(r->audience));
+		v[12] = TimestampTzGetDatum(r->submitted_at);
+		v[13] = time_or_null(r->t.due_at, &n[13]);
+		v[14] = time_or_null(r->t.warn_at, &n[14]);
+		v[15] = time_or_null(r->t.escalate_at, &n[15]);
+		v[16] = time_or_null(r->t.expires_at, &n[16]);
+		v[17] = time_or_null(r->t.next_due, &n[17]);
+		v[18] = text_or_null(sla_state_names[r->t.sla_state], &n[18]);
 		if (approval_exec(r->subject ? &insert_request_plan : &insert_request_nosubject_plan,
 						  v, n, false, 0) == 0)
 			return false;
@@ -437,11 +522,20 @@ request_save(Req *r)
 		n[2] = r->has_order ? ' ' : 'n';
 		v[3] = r->payload_changed ? JsonbPGetDatum(r->payload) : (Datum) 0;
 		n[3] = r->payload_changed ? ' ' : 'n';
-		v[4] = BoolGetDatum(r->decided_now);
+		v[4] = time_or_null(r->decided_now ? r->now : NO_DEADLINE, &n[4]);
 		v[5] = PointerGetDatum(head);
 		n[5] = head ? ' ' : 'n';
 		v[6] = r->audience_changed ? PointerGetDatum(approval_text_array(r->audience)) : (Datum) 0;
 		n[6] = r->audience_changed ? ' ' : 'n';
+		v[7] = time_or_null(r->t.due_at, &n[7]);
+		v[8] = time_or_null(r->t.warn_at, &n[8]);
+		v[9] = time_or_null(r->t.escalate_at, &n[9]);
+		v[10] = time_or_null(r->t.expires_at, &n[10]);
+		v[11] = time_or_null(r->t.paused_at, &n[11]);
+		v[12] = time_or_null(r->t.next_due, &n[12]);
+		v[13] = text_or_null(sla_state_names[r->t.sla_state], &n[13]);
+		v[14] = Int32GetDatum(r->t.escalations);
+		v[15] = BoolGetDatum(r->t.fired);
 		approval_exec(&save_request_plan, v, n, false, 0);
 	}
 

@@ -133,6 +133,7 @@ approval_submit(PG_FUNCTION_ARGS)
 	r->state = REQUEST_PENDING;
 	r->loaded_state = REQUEST_PENDING;
 	r->submitted_at = GetCurrentTransactionStartTimestamp();
+	r->now = r->submitted_at;
 	approval_events_init(&r->ev, r->id, r->workflow, NULL);
 
 	/* every stage's targets are resolved now, so a bad one fails the submit */

@@ -121,7 +121,7 @@ static ApprovalPlan load_workflow_plan = {
 	"SELECT name, version, priority, enabled, description, match, auto_approve, require_ack,"
 	"  allow_self_approval, distinct_approvers, reapprove_on_change, sla, sla_warning, calendar,"
 	"  escalate_after, escalate_every, escalate_to, expires_after, on_approved, on_rejected, created_by,"
-	"  on_submitted, on_cancelled, on_expired, search_path"
+	"  on_submitted, on_cancelled, on_expired, search_path, sla_pause, escalate_max"
 	" FROM approval.workflow WHERE id = $1",
 	1, {INT4OID}
 };
@@ -198,6 +198,12 @@ load_definition(int32 id, MemoryContext cxt)
 	wf->callbacks[CALLBACK_CANCELLED] = col_text(0, 23);
 	wf->callbacks[CALLBACK_EXPIRED] = col_text(0, 24);
 	wf->search_path = col_text(0, 25);
+	wf->sla_pauses = strcmp(col_text(0, 26), "never") != 0;
+	{
+		Datum		d = approval_getdatum(0, 27, &isnull);
+
+		wf->escalate_max = isnull ? 0 : DatumGetInt32(d);
+	}
 	MemoryContextSwitchTo(old);
 
 	n = approval_exec(&load_stages_plan, &arg, NULL, false, 0);
