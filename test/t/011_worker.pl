@@ -2,23 +2,31 @@
 #
 # One primary with approval preloaded, tick_interval 100ms and
 # approval.databases naming postgres and a database that does not exist.
-# The worker fires deadlines with nobody calling tick(); a failing tick is
-# logged and retried while the worker keeps its process; a database added
-# with ALTER SYSTEM + reload gets a worker; a missing database and one
-# without the extension are each warned about once; DROP and CREATE
-# EXTENSION need no restart; a plain DROP DATABASE of a watched database
-# succeeds (the worker gives way), as does CREATE DATABASE from it as the
-# template; kill -9 of a worker or of the launcher: the postmaster restarts
-# everything and the deadlines fire again; on a streaming standby nothing
-# runs and nothing is logged, and after promotion what came due meanwhile
-# fires.  No timed assertion: every wait is poll_query_until / wait_for_log
-# with the default timeout.
+# The deadlines are requests that expire a second after they are submitted
+# (test/t/ApprovalDeadlines.pm).  The worker fires them with nobody calling
+# tick() and writes the event; a request whose on_expired callback raises
+# is recorded and backed off while the others fire, and fires once the
+# callback is fixed; a tick that fails as a whole is logged and retried
+# while the worker keeps its process; a database added with ALTER SYSTEM +
+# reload gets a worker; a missing database and one without the extension
+# are each warned about once, as is an extension older than tick(); DROP,
+# CREATE and ALTER EXTENSION need no restart; a
+# plain DROP DATABASE of a watched database succeeds (the worker gives
+# way), as do CREATE DATABASE from it as the template and DROP DATABASE
+# WITH (FORCE); pg_terminate_backend() of a worker: started again; with
+# tick_interval 1h a submit's commit wakes the worker; kill -9 of a worker
+# or of the launcher: the postmaster restarts everything and the deadlines
+# fire again; on a streaming standby nothing runs and nothing is logged,
+# and after promotion what came due meanwhile fires.  No timed assertion:
+# every wait is poll_query_until / wait_for_log with the default timeout.
 use strict;
 use warnings;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
 $node->init(allows_streaming => 1);
@@ -33,62 +41,9 @@ log_statement = none
 });
 $node->start;
 
-# --- deadlines ---
-#
-# A deadline is a request that expires one second after it is submitted; it
-# has fired when the request is expired.
-
-# Until approval.tick() lands on this branch: a stand-in with the same
-# signature, created in the test databases only.
-my $standin = q{
-	CREATE TABLE public.due (id serial PRIMARY KEY, at timestamptz NOT NULL, fired_at timestamptz);
-	CREATE FUNCTION approval.tick(at timestamptz DEFAULT now(), max_items integer DEFAULT 1000)
-	RETURNS integer LANGUAGE plpgsql AS $$
-	DECLARE n integer;
-	BEGIN
-	    UPDATE public.due SET fired_at = clock_timestamp() WHERE fired_at IS NULL AND due.at <= tick.at;
-	    GET DIAGNOSTICS n = ROW_COUNT;
-	    RETURN n;
-	END $$;
-	CREATE FUNCTION approval.next_due() RETURNS timestamptz LANGUAGE sql
-	    AS $$ SELECT min(at) FROM public.due WHERE fired_at IS NULL $$;
-};
-
-sub install
-{
-	my ($n, $db) = @_;
-	$n->safe_psql($db, "BEGIN; CREATE EXTENSION approval; $standin COMMIT;");
-	return;
-}
-
-sub uninstall
-{
-	my ($n, $db) = @_;
-	$n->safe_psql($db,
-		'BEGIN; DROP FUNCTION approval.tick(timestamptz, integer), approval.next_due(); '
-		  . 'DROP TABLE public.due; DROP EXTENSION approval; COMMIT;');
-	return;
-}
-
-# a deadline due in a second; returns its id
-sub deadline
-{
-	my ($n, $db) = @_;
-	return $n->safe_psql($db,
-		"INSERT INTO public.due (at) VALUES (now() + interval '1 second') RETURNING id");
-}
-
-sub fired_sql
-{
-	my ($id) = @_;
-	return "SELECT fired_at IS NOT NULL FROM public.due WHERE id = $id";
-}
-
-sub fired
-{
-	my ($n, $db, $id) = @_;
-	return $n->safe_psql($db, fired_sql($id)) eq 't';
-}
+# Deadlines (test/t/ApprovalDeadlines.pm): requests that expire a second
+# after they are submitted; one has fired when its request is expired.
+use ApprovalDeadlines qw(install uninstall deadline fired_sql fired set_broken);
 
 sub worker_pid
 {
@@ -110,7 +65,7 @@ sub wait_worker
 	$not_pid //= 0;
 	$n->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'approval worker' "
-		  . "AND datname = '$db' AND pid <> $not_pid")
+		  . "AND datname = '$db' AND pid <> $not_pid AND application_name = 'approval worker'")
 	  or die "no approval worker in $db";
 	return worker_pid($n, $db);
 }
@@ -144,15 +99,40 @@ my $d = deadline($node, 'postgres');
 ok(!fired($node, 'postgres', $d), 'a deadline due in a second has not fired yet');
 ok($node->poll_query_until('postgres', fired_sql($d)),
 	'the worker fires it, with nobody calling tick()');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT kind FROM approval.event WHERE request_id = $d ORDER BY seq DESC LIMIT 1"),
+	'expired',
+	'and writes the event "expired"');
+
+# --- a failing action: recorded, backed off; the worker goes on with the others ---
+
+my $offset = -s $node->logfile;
+set_broken($node, 'postgres', 1);
+my $fragile = deadline($node, 'postgres', 'fragile');
+$d = deadline($node, 'postgres');
+ok($node->poll_query_until('postgres', fired_sql($d)),
+	'while the on_expired callback of another request raises, this deadline still fires');
+$node->wait_for_log(qr/WARNING:  approval: a deadline of request $fragile could not fire/, $offset);
+pass('the failing firing is logged by the worker');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT state, timer_failures > 0, timer_error LIKE '%on_expired_fragile is broken%' "
+		  . "FROM approval.request WHERE id = $fragile"),
+	'pending|t|t',
+	'the failed request stays pending with its failure recorded');
+is(worker_pid($node, 'postgres'), $wpid, 'the worker kept its process');
+# fixed: it fires after its back-off (checked at the end, to wait meanwhile)
+set_broken($node, 'postgres', 0);
 
 # --- a failing tick: logged, retried with back-off, the worker keeps its process ---
 
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET lock_timeout = '50ms'; SELECT pg_reload_conf()");
-my $offset = -s $node->logfile;
+$offset = -s $node->logfile;
 my $locker = $node->background_psql('postgres');
 $locker->query_safe('SET lock_timeout = 0');
-$locker->query_safe('BEGIN; LOCK TABLE public.due IN ACCESS EXCLUSIVE MODE');
+$locker->query_safe('BEGIN; LOCK TABLE approval.request IN ACCESS EXCLUSIVE MODE');
 $offset = $node->wait_for_log(
 	qr/WARNING:  approval worker: approval\.tick\(\) failed in database "postgres": canceling statement due to lock timeout/,
 	$offset);
@@ -202,8 +182,14 @@ is(worker_pid($node, 'app'), $apid, 'app kept its worker process');
 
 # the reloads above retried "nosuch" without a second warning; one more
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
-install($node, 'noext');
+# noext: first a version without tick(), then ALTER EXTENSION UPDATE
+$node->safe_psql('noext', "CREATE EXTENSION approval VERSION '0.3.0'");
+$node->wait_for_log(qr/WARNING:  approval worker: extension "approval" in database "noext" has no approval\.tick\(\)/);
+pass('an extension without tick(): the worker says so');
+$node->safe_psql('noext', 'ALTER EXTENSION approval UPDATE');
+install($node, 'noext', 'installed');
 $node->wait_for_log(qr/LOG:  approval worker: extension "approval" is ready in database "noext"/);
+pass('ALTER EXTENSION approval UPDATE: it starts ticking, without a restart');
 is( count_in_log(
 		$node, qr/database "nosuch" of approval\.databases does not exist/),
 	1,
@@ -212,8 +198,8 @@ is( count_in_log(
 		$node, qr/extension "approval" is not installed in database "noext"/),
 	1,
 	'a database without the extension: one warning until it is created');
-is(count_in_log($node, qr/has no approval\.tick\(\)/),
-	0, 'nothing said of a missing tick(): the extension always had it');
+is(count_in_log($node, qr/in database "noext" has no approval\.tick\(\)/),
+	1, 'an extension without tick(): one warning until it is updated');
 
 # --- DROP DATABASE of a watched database, CREATE DATABASE from it ---
 
@@ -246,6 +232,27 @@ $npid = worker_pid($node, 'noext');
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($npid)");
 wait_worker($node, 'noext', $npid);
 pass('a worker stopped with pg_terminate_backend() is started again');
+
+# --- a commit that makes an earlier deadline wakes the worker ---
+
+# noext has no other deadline: with tick_interval 1h only the commit's hint
+# can make its worker tick within the poll's timeout
+$offset = -s $node->logfile;
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET approval.tick_interval = '1h'; SELECT pg_reload_conf()");
+$node->wait_for_log(qr/parameter "approval\.tick_interval" changed to "1h"/, $offset);
+$d = deadline($node, 'noext');
+ok($node->poll_query_until('noext', fired_sql($d)),
+	'tick_interval 1h: the submit wakes the worker, which fires the deadline when it comes due');
+$node->safe_psql('postgres',
+	"ALTER SYSTEM RESET approval.tick_interval; SELECT pg_reload_conf()");
+
+# --- the failed request of the start, its callback fixed since ---
+
+ok($node->poll_query_until('postgres', fired_sql($fragile)),
+	'the callback fixed, the failed request expires after its back-off');
+is($node->safe_psql('postgres', "SELECT timer_failures FROM approval.request WHERE id = $fragile"),
+	'0', 'and its failures are cleared');
 
 # --- kill -9: the postmaster restarts everything, the deadlines fire ---
 
@@ -282,7 +289,7 @@ $node->poll_query_until('postgres',
   or die 'the workers did not stop';
 $d = deadline($node, 'postgres');
 $node->wait_for_catchup($standby);
-$standby->poll_query_until('postgres', "SELECT now() > at FROM public.due WHERE id = $d")
+$standby->poll_query_until('postgres', "SELECT now() > expires_at FROM approval.request WHERE id = $d")
   or die 'the deadline did not come due';
 is( $standby->safe_psql(
 		'postgres', "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'approval%'"),

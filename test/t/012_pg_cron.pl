@@ -17,6 +17,8 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
 
 my $node = PostgreSQL::Test::Cluster->new('cron');
 $node->init;
@@ -30,41 +32,9 @@ max_worker_processes = 16
 });
 $node->start;
 
-# Until approval.tick() lands on this branch: a stand-in with the same
-# signature, created in the test databases only.
-my $standin = q{
-	CREATE TABLE public.due (id serial PRIMARY KEY, at timestamptz NOT NULL, fired_at timestamptz);
-	CREATE FUNCTION approval.tick(at timestamptz DEFAULT now(), max_items integer DEFAULT 1000)
-	RETURNS integer LANGUAGE plpgsql AS $$
-	DECLARE n integer;
-	BEGIN
-	    UPDATE public.due SET fired_at = clock_timestamp() WHERE fired_at IS NULL AND due.at <= tick.at;
-	    GET DIAGNOSTICS n = ROW_COUNT;
-	    RETURN n;
-	END $$;
-	CREATE FUNCTION approval.next_due() RETURNS timestamptz LANGUAGE sql
-	    AS $$ SELECT min(at) FROM public.due WHERE fired_at IS NULL $$;
-};
-
-sub install
-{
-	my ($n, $db) = @_;
-	$n->safe_psql($db, "BEGIN; CREATE EXTENSION approval; $standin COMMIT;");
-	return;
-}
-
-sub deadline
-{
-	my ($n, $db) = @_;
-	return $n->safe_psql($db,
-		"INSERT INTO public.due (at) VALUES (now() + interval '1 second') RETURNING id");
-}
-
-sub fired_sql
-{
-	my ($id) = @_;
-	return "SELECT fired_at IS NOT NULL FROM public.due WHERE id = $id";
-}
+# Deadlines (test/t/ApprovalDeadlines.pm): requests that expire a second
+# after they are submitted; one has fired when its request is expired.
+use ApprovalDeadlines qw(install deadline fired_sql);
 
 # run SQL that must fail; returns (SQLSTATE, message, hint) from psql's verbose report
 sub error_of
