@@ -416,7 +416,6 @@ approval_worker_main(Datum main_arg)
 
 /* the earliest deadline this transaction hinted at, or DT_NOEND */
 static TimestampTz hint_pending = DT_NOEND;
-static bool hint_registered = false;
 
 /*
  * Lower the wake-up time of this database's worker to "due" if that is
@@ -486,10 +485,16 @@ approval_worker_hint(TimestampTz next_due)
 		return;
 	if (lower_wake(next_due, false) == NULL)
 		return;
-	if (!hint_registered)
-	{
-		RegisterXactCallback(hint_at_end, NULL);
-		hint_registered = true;
-	}
 	hint_pending = next_due;
+}
+
+/*
+ * From the postmaster's _PG_init (preloaded only): every backend inherits
+ * the callback, so that a hint never has to allocate; it returns at once
+ * in a transaction that made none.
+ */
+void
+approval_worker_hint_init(void)
+{
+	RegisterXactCallback(hint_at_end, NULL);
 }

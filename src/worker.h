@@ -80,6 +80,7 @@ typedef struct WorkerArgs
 extern WorkerShared *approval_worker_shared;
 
 extern bool approval_database_wanted(Oid dboid);
+extern void approval_worker_hint_init(void);
 
 extern PGDLLEXPORT void approval_launcher_main(Datum main_arg);
 extern PGDLLEXPORT void approval_worker_main(Datum main_arg);
