@@ -29,7 +29,8 @@ OBJS = \
 	src/route.o \
 	src/visibility.o \
 	src/callback.o \
-	src/calendar.o
+	src/calendar.o \
+	src/business_time.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
@@ -56,7 +57,7 @@ NO_INSTALLCHECK = 1
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/approval.h src/engine.h
+$(OBJS): src/approval.h src/engine.h src/calendar.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
