@@ -30,6 +30,7 @@ OBJS = \
 	src/visibility.o \
 	src/callback.o \
 	src/calendar.o \
+	src/business_time.o \
 	src/launcher.o \
 	src/worker.o \
 	src/schedule.o \
@@ -61,7 +62,7 @@ NO_INSTALLCHECK = 1
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/approval.h src/engine.h
+$(OBJS): src/approval.h src/engine.h src/calendar.h
 src/launcher.o src/worker.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control

@@ -286,3 +286,57 @@ SELECT * FROM approval.preview(NULL, '{"item": "mouse", "cost": 35}');
 SELECT approval.submit(NULL, '{"item": "cable", "cost": 9}', 'USB cable') AS cable \gset
 SELECT workflow, state FROM approval.request WHERE id = :cable;
 RESET ROLE;
+
+\echo
+\echo '=================================================================='
+\echo ' 9. Time: a business calendar, an SLA, escalation'
+\echo '=================================================================='
+\echo 'A calendar says when work happens: Berlin office hours with a lunch'
+\echo 'break, and holidays.  On it, "2 days" is two business days and "16 hours"'
+\echo 'sixteen business hours; DST is the time zone database'"'"'s business.'
+\echo
+
+INSERT INTO approval.calendar (name, timezone, hours, holidays) VALUES
+    ('berlin-office', 'Europe/Berlin',
+     '{"mon": ["09:00", "12:00", "13:00", "17:00"], "tue": ["09:00", "12:00", "13:00", "17:00"],
+       "wed": ["09:00", "12:00", "13:00", "17:00"], "thu": ["09:00", "12:00", "13:00", "17:00"],
+       "fri": ["09:00", "12:00", "13:00", "17:00"]}',
+     '{2026-12-24, 2026-12-25, 2026-12-31, 2027-01-01}');
+
+SET TIME ZONE 'Europe/Berlin';
+SELECT approval.business_add('2026-12-23 16:00', '2 days', 'berlin-office') AS two_business_days_after_dec_23_16h,
+       approval.business_add('2026-12-23 16:00', '16 hours', 'berlin-office') AS sixteen_business_hours,
+       approval.business_elapsed('2026-12-21 09:00', '2026-12-28 09:00', 'berlin-office') AS business_time_that_week;
+
+\echo
+\echo 'A workflow with an SLA of 16 business hours, a warning at 75 %, and'
+\echo 'escalation to finance after 8 business hours.  Each open request carries'
+\echo 'its deadlines; approval.tick() fires the due ones, each exactly once (the'
+\echo 'background worker calls it every approval.tick_interval; here we pass'
+\echo '"at" to move the clock).'
+\echo
+
+SELECT approval.define_workflow($$
+{
+  "name": "laptop-sla", "match": "$.item == \"laptop\"", "priority": 5,
+  "calendar": "berlin-office", "sla": "16 hours", "sla_warning": 0.75,
+  "escalate_after": "8 hours", "escalate_to": "group:finance",
+  "stages": [{"name": "manager", "approvers": ["manager"]}]
+}
+$$) AS workflow_id;
+
+SET ROLE alice;
+SELECT approval.submit('laptop-sla', '{"item": "laptop"}', 'Laptop on business time') AS sla_request \gset
+RESET ROLE;
+SELECT created_at, escalate_at, warn_at, due_at, sla_state FROM approval.request WHERE id = :sla_request;
+
+SELECT approval.tick(escalate_at) AS fired_at_escalation FROM approval.request WHERE id = :sla_request;
+SELECT approval.tick(warn_at) AS fired_at_warning FROM approval.request WHERE id = :sla_request;
+SELECT approval.tick(due_at) AS fired_at_due FROM approval.request WHERE id = :sla_request;
+SELECT approval.tick(due_at) AS fired_again FROM approval.request WHERE id = :sla_request;
+
+SELECT seq, kind, actor, data FROM approval.event
+ WHERE request_id = :sla_request AND kind IN ('escalated', 'sla_warning', 'sla_breached') ORDER BY seq;
+SELECT request_id, sla_state, waiting_on FROM approval.request_status WHERE request_id = :sla_request;
+SELECT request_id, sla_state, due_at FROM approval.at_risk;
+RESET TIME ZONE;

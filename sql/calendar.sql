@@ -360,6 +360,9 @@ SELECT approval.define_workflow('{"name": "calendar-office", "sla": "2 days", "c
   "stages": [{"name": "manager", "approvers": ["manager"]}]}') > 0 AS defined;
 SELECT pg_temp.error_of($$DELETE FROM approval.calendar WHERE name = 'regress-plain'$$);
 SELECT pg_temp.error_of($$UPDATE approval.calendar SET name = 'regress-renamed' WHERE name = 'regress-plain'$$);
+-- (disabled, it still names its calendar; later tests route without it)
+SELECT approval.disable_workflow('calendar-office');
+SELECT pg_temp.error_of($$DELETE FROM approval.calendar WHERE name = 'regress-plain'$$) LIKE '23503:%' AS still_refused;
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------

@@ -225,6 +225,8 @@ extern bool approval_condition_uses_workflow(JsonPath *cond);
 
 /* ---- calendar.c ---- */
 
+/* (the arithmetic is business_time.c's, the calendars' cache calendar.c's) */
+
 /* business time on a named calendar (DESIGN §6) */
 extern TimestampTz approval_business_add(const char *calendar, TimestampTz start,
 										 const Interval *amount);

@@ -1,52 +1,33 @@
 /*-------------------------------------------------------------------------
  *
  * calendar.c
- *	  Business calendars (DESIGN §6): the check of approval.calendar's rows,
- *	  the per-backend cache of parsed calendars, and business time
- *	  arithmetic, business_add() and business_elapsed().
+ *	  Business calendars (DESIGN §6): the check of approval.calendar's rows
+ *	  and the per-backend cache of parsed calendars.  The arithmetic on them
+ *	  is business_time.c's.
  *
- * Business time is the union of a calendar's intervals.  Each local date of
- * the calendar's time zone has the intervals of its weekday (none on a
- * holiday); an interval runs between the instants that its wall clock times
- * name on that date (DetermineTimeZoneOffset, as "timestamp AT TIME ZONE"
- * does), so a day across a DST change has its real length.  B(t), the
- * business time up to t, rises inside the intervals and stands still
- * between them.  Every result is the earliest instant with the B it needs:
- * an interval's end rather than the next opening.  elapsed(s, t) is
- * B(t) - B(s), so add(s, elapsed(s, t)) = t for every t after s at which B
- * has just risen.
- *
- * The cache holds calendars parsed once, keyed by name.  It is dropped on
- * any invalidation of approval.calendar, which its calendar_changed trigger
- * sends, and each look-up first takes in the invalidations committed by
- * other sessions.  Loading a calendar runs one query, which reads the row
- * as last committed, in an SPI connection of its own (nested when the
- * caller is connected, whose connection and SPI_tuptable SPI_finish gives
- * back as they were); the arithmetic runs no query at all.
+ * A row is checked as it is written (the calendar_check trigger), names the
+ * key at fault, and is never changed.  The cache holds calendars parsed
+ * once, keyed by name.  It is dropped on any invalidation of
+ * approval.calendar, which its calendar_changed trigger sends, and each
+ * look-up first takes in the invalidations committed by other sessions.
+ * Loading a calendar runs one query, which reads the row as last committed,
+ * in an SPI connection of its own (nested when the caller is connected,
+ * whose connection and SPI_tuptable SPI_finish gives back as they were).
  *
  *-------------------------------------------------------------------------
  */
-#include "approval.h"
+#include "calendar.h"
 
 #include <ctype.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
-#include "miscadmin.h"
-#include "pgtime.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
-#include "utils/datetime.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-
-#define CAL_KEY_LEN (APPROVAL_MAX_NAME_LEN + 1)
-#define MINUTES_PER_DAY 1440
-/* how many days in a row without business time a search walks before it gives up */
-#define CAL_SEARCH_DAYS 3660
 
 #define HOURS_HINT \
 	"hours is an object of weekdays (mon, tue, wed, thu, fri, sat, sun), each null or an array " \
@@ -59,26 +40,6 @@
 
 /* keys of "hours", by j2day() (0 = Sunday) */
 static const char *const day_keys[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
-
-typedef struct Calendar
-{
-	char		name[CAL_KEY_LEN];	/* hash key */
-	pg_tz	   *tz;				/* pg_tzset's, kept for the backend's life */
-	int			npairs[7];		/* intervals of each weekday, by j2day() */
-	int16	   *mins[7];		/* opening, closing, ...: minutes of the day */
-	int			maxpairs;
-	int			nholidays;
-	DateADT    *holidays;		/* sorted */
-} Calendar;
-
-/* The intervals of one local date as instants, and their business time */
-typedef struct DaySpans
-{
-	int			n;
-	TimestampTz *s;
-	TimestampTz *e;
-	int64		total;
-} DaySpans;
 
 
 /* ---------- checking a calendar ---------- */
@@ -168,7 +129,7 @@ parse_hhmm(const char *s, int len)
 
 /* one weekday of "hours": null or an array of pairs of times */
 static void
-parse_day(const char *calname, Calendar *cal, int day, JsonbValue *v)
+parse_day(const char *calname, BusinessCalendar *cal, int day, JsonbValue *v)
 {
 	const char *key = day_keys[day];
 	JsonbContainer *c;
@@ -220,7 +181,7 @@ parse_day(const char *calname, Calendar *cal, int day, JsonbValue *v)
 }
 
 static void
-parse_hours(const char *calname, Calendar *cal, Jsonb *hours)
+parse_hours(const char *calname, BusinessCalendar *cal, Jsonb *hours)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -264,7 +225,7 @@ holiday_cmp(const void *a, const void *b)
 }
 
 static void
-parse_holidays(const char *calname, Calendar *cal, ArrayType *arr)
+parse_holidays(const char *calname, BusinessCalendar *cal, ArrayType *arr)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -289,7 +250,7 @@ parse_holidays(const char *calname, Calendar *cal, ArrayType *arr)
 
 /* Check a calendar and parse it, in CurrentMemoryContext */
 static void
-calendar_parse(Calendar *cal, const char *name, const char *zone, Jsonb *hours,
+calendar_parse(BusinessCalendar *cal, const char *name, const char *zone, Jsonb *hours,
 			   ArrayType *holidays)
 {
 	size_t		len = strlen(name);
@@ -298,7 +259,7 @@ calendar_parse(Calendar *cal, const char *name, const char *zone, Jsonb *hours,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a calendar's name must have 1 to %d bytes", APPROVAL_MAX_NAME_LEN)));
-	memset(cal, 0, sizeof(Calendar));
+	memset(cal, 0, sizeof(BusinessCalendar));
 	memcpy(cal->name, name, len + 1);
 	cal->tz = parse_zone(name, zone);
 	parse_hours(name, cal, hours);
@@ -319,7 +280,7 @@ approval_calendar_check(PG_FUNCTION_ARGS)
 	Datum		v[4];
 	bool		isnull[4];
 	static const char *const cols[4] = {"name", "timezone", "hours", "holidays"};
-	Calendar	cal;
+	BusinessCalendar cal;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event))
@@ -393,8 +354,8 @@ cal_cache_ready(void)
 	cal_cxt = AllocSetContextCreate(CacheMemoryContext, "approval calendar cache",
 									ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = CAL_KEY_LEN;
-	ctl.entrysize = sizeof(Calendar);
+	ctl.keysize = CALENDAR_KEY_LEN;
+	ctl.entrysize = sizeof(BusinessCalendar);
 	ctl.hcxt = cal_cxt;
 	cal_hash = hash_create("approval calendars", 16, &ctl,
 						   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
@@ -461,12 +422,12 @@ copy_to(MemoryContext cxt, const void *p, Size size)
 	return copy;
 }
 
-/* A calendar, parsed; NULL when there is none (or an error if !missing_ok) */
-static const Calendar *
-calendar_get(const char *name, bool missing_ok)
+/* A calendar, parsed; see calendar.h */
+const BusinessCalendar *
+approval_calendar_get(const char *name, bool missing_ok)
 {
-	Calendar   *cal;
-	Calendar	parsed;
+	BusinessCalendar *cal;
+	BusinessCalendar parsed;
 	bool		found;
 	char	   *zone;
 	Jsonb	   *hours;
@@ -499,7 +460,7 @@ calendar_get(const char *name, bool missing_ok)
 	 * good for this call only.
 	 */
 	if (cxt != cal_cxt)
-		return copy_to(CurrentMemoryContext, &parsed, sizeof(Calendar));
+		return copy_to(CurrentMemoryContext, &parsed, sizeof(BusinessCalendar));
 	cal = hash_search(cal_hash, name, HASH_ENTER, &found);
 	*cal = parsed;
 	for (int d = 0; d < 7; d++)
@@ -512,326 +473,14 @@ calendar_get(const char *name, bool missing_ok)
 bool
 approval_calendar_exists(const char *name)
 {
-	return calendar_get(name, true) != NULL;
+	return approval_calendar_get(name, true) != NULL;
 }
 
-
-/* ---------- local dates and instants ---------- */
-
-static void
-out_of_range(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-			 errmsg("timestamp out of range")));
-}
-
-/* the instant of a wall clock time (minutes, 24:00 included) of a local date */
-static TimestampTz
-wall_instant(const Calendar *cal, int32 date, int minute)
-{
-	struct pg_tm tm;
-	int			tz;
-	TimestampTz t;
-
-	if (minute >= MINUTES_PER_DAY)
-	{
-		date++;
-		minute -= MINUTES_PER_DAY;
-	}
-	memset(&tm, 0, sizeof(tm));
-	j2date(date + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
-	tm.tm_hour = minute / 60;
-	tm.tm_min = minute % 60;
-	tz = DetermineTimeZoneOffset(&tm, cal->tz);
-	if (tm2timestamp(&tm, 0, &tz, &t) != 0)
-		out_of_range();
-	return t;
-}
-
-/* the local date of an instant */
-static int32
-local_date(const Calendar *cal, TimestampTz t)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tz;
-
-	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, cal->tz) != 0)
-		out_of_range();
-	return date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE;
-}
-
-static bool
-is_holiday(const Calendar *cal, DateADT date)
+/* Is a local date one of the calendar's holidays? */
+bool
+approval_calendar_is_holiday(const BusinessCalendar *cal, DateADT date)
 {
 	return cal->nholidays > 0 &&
 		bsearch(&date, cal->holidays, cal->nholidays, sizeof(DateADT), holiday_cmp) != NULL;
 }
 
-static void
-spans_init(const Calendar *cal, DaySpans *d)
-{
-	d->s = palloc(sizeof(TimestampTz) * cal->maxpairs);
-	d->e = palloc(sizeof(TimestampTz) * cal->maxpairs);
-}
-
-/*
- * The intervals of a local date as instants.  Where a DST change makes an
- * interval begin before the one before it ends, or end before it begins, it
- * is cut to what follows that one (possibly to nothing), so that the spans
- * stay in order.
- */
-static void
-day_spans(const Calendar *cal, int32 date, DaySpans *d)
-{
-	int			wd = j2day(date + POSTGRES_EPOCH_JDATE);
-	const int16 *m = cal->mins[wd];
-
-	d->n = 0;
-	d->total = 0;
-	if (date >= TIMESTAMP_END_JULIAN - POSTGRES_EPOCH_JDATE)
-		out_of_range();
-	if (cal->npairs[wd] == 0 || is_holiday(cal, date))
-		return;
-	for (int i = 0; i < cal->npairs[wd]; i++)
-	{
-		TimestampTz s = wall_instant(cal, date, m[2 * i]);
-		TimestampTz e = wall_instant(cal, date, m[2 * i + 1]);
-
-		if (d->n > 0 && s < d->e[d->n - 1])
-			s = d->e[d->n - 1];
-		if (e <= s)
-			continue;
-		d->s[d->n] = s;
-		d->e[d->n] = e;
-		d->n++;
-		d->total += e - s;
-	}
-}
-
-/* another day without business time in a search that began at "from" */
-static void
-count_idle(const Calendar *cal, int *idle, int32 from)
-{
-	int			y,
-				m,
-				d;
-
-	CHECK_FOR_INTERRUPTS();
-	if (++*idle <= CAL_SEARCH_DAYS)
-		return;
-	j2date(from + POSTGRES_EPOCH_JDATE, &y, &m, &d);
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("calendar \"%s\" has no business hours in the %d days after %04d-%02d-%02d",
-					cal->name, CAL_SEARCH_DAYS, y, m, d),
-			 errhint("Look at the holidays of the calendar in approval.calendar.")));
-}
-
-
-/* ---------- business time ---------- */
-
-/* The earliest instant by which "amount" (> 0) of business time has passed since p */
-static TimestampTz
-consume(const Calendar *cal, TimestampTz p, int64 amount, DaySpans *d)
-{
-	int32		date = local_date(cal, p);
-	int32		from = date;
-	int			idle = 0;
-
-	for (;; date++)
-	{
-		day_spans(cal, date, d);
-		for (int i = 0; i < d->n; i++)
-		{
-			TimestampTz start;
-
-			if (d->e[i] <= p)
-				continue;
-			start = Max(d->s[i], p);
-			if (amount <= d->e[i] - start)
-				return start + amount;
-			amount -= d->e[i] - start;
-			idle = 0;
-		}
-		if (d->total == 0)
-			count_idle(cal, &idle, from);
-	}
-}
-
-/*
- * The business day of the first business instant at or after t, and in
- * *offset the business time from that day's opening to that instant; d is
- * left with that day's spans.
- */
-static int32
-business_position(const Calendar *cal, TimestampTz t, DaySpans *d, int64 *offset)
-{
-	int32		date = local_date(cal, t);
-	int32		from = date;
-	int			idle = 0;
-
-	for (;; date++)
-	{
-		int64		o = 0;
-
-		day_spans(cal, date, d);
-		for (int i = 0; i < d->n; i++)
-		{
-			if (d->e[i] > t)
-			{
-				*offset = o + Max(0, t - d->s[i]);
-				return date;
-			}
-			o += d->e[i] - d->s[i];
-		}
-		if (d->total == 0)
-			count_idle(cal, &idle, from);
-	}
-}
-
-/* the next business day after date; d is left with its spans */
-static int32
-next_business_day(const Calendar *cal, int32 date, DaySpans *d)
-{
-	int32		from = date;
-	int			idle = 0;
-
-	for (;;)
-	{
-		day_spans(cal, ++date, d);
-		if (d->total > 0)
-			return date;
-		count_idle(cal, &idle, from);
-	}
-}
-
-/* business_add() of DESIGN §6; see doc/approval.md "Business time arithmetic" */
-TimestampTz
-approval_business_add(const char *calendar, TimestampTz start, const Interval *amount)
-{
-	const Calendar *cal = calendar_get(calendar, false);
-	DaySpans	d;
-	TimestampTz result = start;
-
-	if (amount->month != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a business time amount cannot have months or years"),
-				 errdetail("The amount was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(amount)))),
-				 errhint("Give the amount in business days and hours, such as '20 days' instead of '1 month'.")));
-	if (amount->day < 0 || amount->time < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a business time amount cannot be negative"),
-				 errdetail("The amount was %s.",
-						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(amount)))),
-				 errhint("Give a start and an amount of zero or more days and hours.")));
-	if (TIMESTAMP_NOT_FINITE(start) || (amount->day == 0 && amount->time == 0))
-		return start;
-
-	spans_init(cal, &d);
-	if (amount->day > 0)
-	{
-		int64		offset;
-		int32		date = business_position(cal, start, &d, &offset);
-		TimestampTz prev_end = 0;
-
-		/* d has the spans of date, the business day where the count starts */
-		for (int k = 0; k < amount->day; k++)
-		{
-			prev_end = d.e[d.n - 1];
-			date = next_business_day(cal, date, &d);
-		}
-		if (offset == 0)
-			result = prev_end;	/* the same business instant as d's opening */
-		else if (offset >= d.total)
-			result = d.e[d.n - 1];
-		else
-		{
-			for (int i = 0; i < d.n; i++)
-			{
-				if (offset <= d.e[i] - d.s[i])
-				{
-					result = d.s[i] + offset;
-					break;
-				}
-				offset -= d.e[i] - d.s[i];
-			}
-		}
-	}
-	if (amount->time > 0)
-		result = consume(cal, result, amount->time, &d);
-	return result;
-}
-
-/* business time in [since, until), since <= until */
-static int64
-elapsed_forward(const Calendar *cal, TimestampTz since, TimestampTz until)
-{
-	DaySpans	d;
-	int64		sum = 0;
-	int32		last = local_date(cal, until);
-
-	spans_init(cal, &d);
-	for (int32 date = local_date(cal, since); date <= last; date++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		day_spans(cal, date, &d);
-		for (int i = 0; i < d.n; i++)
-		{
-			TimestampTz lo = Max(d.s[i], since);
-			TimestampTz hi = Min(d.e[i], until);
-
-			if (hi > lo)
-				sum += hi - lo;
-		}
-	}
-	return sum;
-}
-
-int64
-approval_business_elapsed(const char *calendar, TimestampTz since, TimestampTz until)
-{
-	const Calendar *cal = calendar_get(calendar, false);
-
-	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("business time to or from infinity cannot be measured"),
-				 errhint("Give two finite timestamps.")));
-	if (until < since)
-		return -elapsed_forward(cal, until, since);
-	return elapsed_forward(cal, since, until);
-}
-
-
-/* ---------- SQL ---------- */
-
-/* business_add(start timestamptz, amount interval, calendar text) */
-PG_FUNCTION_INFO_V1(approval_business_add_fn);
-Datum
-approval_business_add_fn(PG_FUNCTION_ARGS)
-{
-	TimestampTz start = PG_GETARG_TIMESTAMPTZ(0);
-	Interval   *amount = PG_GETARG_INTERVAL_P(1);
-	char	   *calendar = text_to_cstring(PG_GETARG_TEXT_PP(2));
-
-	PG_RETURN_TIMESTAMPTZ(approval_business_add(calendar, start, amount));
-}
-
-/* business_elapsed(since timestamptz, until timestamptz, calendar text) */
-PG_FUNCTION_INFO_V1(approval_business_elapsed_fn);
-Datum
-approval_business_elapsed_fn(PG_FUNCTION_ARGS)
-{
-	TimestampTz since = PG_GETARG_TIMESTAMPTZ(0);
-	TimestampTz until = PG_GETARG_TIMESTAMPTZ(1);
-	char	   *calendar = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	Interval   *result = palloc0(sizeof(Interval));
-
-	result->time = approval_business_elapsed(calendar, since, until);
-	PG_RETURN_INTERVAL_P(result);
-}

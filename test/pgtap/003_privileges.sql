@@ -15,7 +15,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(236);
+SELECT plan(257);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -91,14 +91,19 @@ SELECT ok(has_function_privilege(r, f, 'EXECUTE'), format('%s may execute %s', r
                     'approval.delegate(text,timestamptz,timestamptz,text)',
                     'approval.revoke_delegation(bigint)', 'approval.current_actor()',
                     'approval.my_targets()', 'approval.events_after(bigint,integer)',
-                    'approval.route(jsonb,text)', 'approval.preview(text,jsonb,text)'])
+                    'approval.route(jsonb,text)', 'approval.preview(text,jsonb,text)',
+                    'approval.business_add(timestamptz,interval,text)',
+                    'approval.business_elapsed(timestamptz,timestamptz,text)',
+                    'approval.sla_report(timestamptz,timestamptz,text)'])
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY rn, fn;
 
 SELECT ok(NOT has_function_privilege(r, f, 'EXECUTE'), format('%s may not execute %s', r, f))
   FROM unnest(ARRAY['approval_user', 'approval_gateway']) WITH ORDINALITY AS rr(r, rn),
        unnest(ARRAY['approval.define_workflow(jsonb, text)', 'approval.disable_workflow(text)',
-                    'approval.enable_workflow(text)'])
+                    'approval.enable_workflow(text)', 'approval.tick(timestamptz, integer)',
+                    'approval.next_due()', 'approval.schedule_with_pg_cron(text)',
+                    'approval.unschedule_pg_cron()'])
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY rn, fn;
 -- verify_audit runs as the caller and checks the chains they can see
@@ -108,7 +113,9 @@ SELECT ok(has_function_privilege(r, 'approval.verify_audit(bigint)', 'EXECUTE'),
 
 SELECT ok(has_function_privilege('approval_admin', f, 'EXECUTE'), format('approval_admin may execute %s', f))
   FROM unnest(ARRAY['approval.define_workflow(jsonb, text)', 'approval.disable_workflow(text)',
-                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint)'])
+                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint)',
+                    'approval.tick(timestamptz, integer)', 'approval.next_due()',
+                    'approval.schedule_with_pg_cron(text)', 'approval.unschedule_pg_cron()'])
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY fn;
 

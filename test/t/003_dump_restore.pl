@@ -37,6 +37,16 @@ my $tmp = PostgreSQL::Test::Utils::tempdir;
 $node->safe_psql('postgres', 'CREATE DATABASE source');
 $node->safe_psql('source', 'CREATE EXTENSION approval');
 populate($node, 'source');
+# a calendar that a workflow names: its rows must come back before the
+# workflow's, which refer to it
+$node->safe_psql(
+	'source', q{
+	INSERT INTO approval.calendar (name, timezone, hours, holidays)
+	VALUES ('fx-office', 'Europe/Berlin', '{"mon": ["09:00", "12:00", "13:00", "17:00"], "sat": null}',
+	        '{2026-12-25,2026-12-26}');
+	SELECT approval.define_workflow('{"name": "fx-calendar", "calendar": "fx-office", "match": "$.never == true",
+	                                  "stages": [{"name": "s", "approvers": ["manager"]}]}');
+});
 
 # The extension's tables and sequences (members of it), by name.
 my $members_sql = q{
@@ -157,6 +167,9 @@ foreach my $db (qw(restored_custom restored_plain))
 		"$db: requests in every state");
 	is($node->safe_psql($db, 'SELECT count(*) || bool_and(ok)::text FROM approval.verify_audit()'),
 		"${nrequests}true", "$db: verify_audit() finds all $nrequests hash chains intact");
+	is( $node->safe_psql(
+			$db, q{SELECT approval.business_elapsed('2026-03-02 08:00+00', '2026-03-09 08:00+00', 'fx-office')}),
+		'07:00:00', "$db: the restored calendar works");
 
 	# --- the engine goes on ---
 
