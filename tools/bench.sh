@@ -16,6 +16,9 @@
 #   scale         the pages people open (my_pending, my_requests,
 #                 request_status, a count under row-level security) with a
 #                 million pending requests, in a database of their own
+#   time          tick() with a million open requests, firing due deadlines,
+#                 the worker's latency (tools/bench-time.sh, a database of
+#                 its own; its settings BENCH_TIME_* are passed on)
 #
 # The four engine workloads run with approval.notify (and plbench.notify) on
 # and off.  Every workload runs BENCH_RUNS times, interleaved, and the median
@@ -34,6 +37,7 @@
 #                  (default: this tree's commit and its uncommitted files)
 #   BENCH_SCALE_REQUESTS  pending requests of the "pages at scale" section
 #                  (default 1000000)
+#   BENCH_TIME     1 (default): the "Time" section (tools/bench-time.sh); 0: skip it
 #
 # PostgreSQL refuses to run as root, so as root this script runs itself again
 # as the "postgres" system user.  Everything but the report goes to a
@@ -52,6 +56,7 @@ BENCH_OUT=${BENCH_OUT:-$root/doc/performance.md}
 BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_PROFILE=${BENCH_PROFILE:-1}
 BENCH_SCALE_REQUESTS=${BENCH_SCALE_REQUESTS:-1000000}
+BENCH_TIME=${BENCH_TIME:-1}
 CLIENTS=8
 JOBS=2
 SCALE=8
@@ -100,18 +105,22 @@ if [ "$(id -u)" -eq 0 ]; then
     mkdir -p "$tmp/src/tools" "$tmp/src/test"
     cp "$script" "$tmp/src/tools/bench.sh"
     cp "$(dirname "$script")/lib.sh" "$tmp/src/tools/lib.sh"
+    cp "$(dirname "$script")/bench-time.sh" "$tmp/src/tools/bench-time.sh"
     cp -a "$root/test/bench" "$tmp/src/test/bench"
     chown -R postgres: "$tmp"
     chmod 700 "$tmp"
 
+    # the settings of tools/bench-time.sh, as they are
+    time_env=()
+    while IFS= read -r v; do time_env+=("$v"); done < <(env | grep '^BENCH_TIME_' || true)
     status=0
-    (cd "$tmp" && as_postgres env \
+    (cd "$tmp" && as_postgres env "${time_env[@]}" \
         BENCH_TMP="$tmp" \
         BENCH_OUT="$tmp/performance.md" \
         APPROVAL_BENCH_ROOT="$tmp/src" \
         BENCH_SECONDS="$BENCH_SECONDS" BENCH_RUNS="$BENCH_RUNS" BENCH_WARMUP="$BENCH_WARMUP" \
         BENCH_PROFILE="$BENCH_PROFILE" BENCH_KEEP="$BENCH_KEEP" BENCH_SOURCE="$BENCH_SOURCE" PG_CONFIG="$PG_CONFIG" PATH="$PATH" \
-        BENCH_SCALE_REQUESTS="$BENCH_SCALE_REQUESTS" \
+        BENCH_SCALE_REQUESTS="$BENCH_SCALE_REQUESTS" BENCH_TIME="$BENCH_TIME" \
         bash "$tmp/src/tools/bench.sh") || status=$?
     if [ "$status" -eq 0 ]; then
         cp "$tmp/performance.md" "$BENCH_OUT"
@@ -417,6 +426,18 @@ for page in my_pending my_requests request_status count; do
 done
 
 # ---------------------------------------------------------------------------
+# Time: tick() with a million open requests, firing due deadlines, the
+# worker's latency (tools/bench-time.sh, in a database of its own on this
+# cluster); it writes its section of the report
+# ---------------------------------------------------------------------------
+time_md=""
+if [ "$BENCH_TIME" = 1 ]; then
+    BENCH_TIME_OUT=$tmp/time.md BENCH_TIME_LOG=$log BENCH_RUNS=$BENCH_RUNS PG_CONFIG=$PG_CONFIG \
+        bash "$root/tools/bench-time.sh" --attach || die "tools/bench-time.sh failed"
+    time_md=$(cat "$tmp/time.md")
+fi
+
+# ---------------------------------------------------------------------------
 # Where the time goes (BENCH_PROFILE=1): not part of the figures above.
 # ---------------------------------------------------------------------------
 pkglibdir=$("$PG_CONFIG" --pkglibdir)
@@ -679,6 +700,8 @@ After the runs the script checked both engines: every hash chain verifies
 (\`approval.verify_audit()\`, \`plbench.verify_audit()\`), and the event
 logs hold exactly two events per request and four more per approved one:
 $counts.
+
+$time_md
 
 ## Machine and run
 
