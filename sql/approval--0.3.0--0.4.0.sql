@@ -122,6 +122,9 @@ ALTER TABLE approval.request
     ADD COLUMN timer_failures integer NOT NULL DEFAULT 0,
     ADD COLUMN timer_error text;
 CREATE INDEX request_next_due ON approval.request (next_due) WHERE next_due IS NOT NULL;
+-- a fired deadline leaves its old entry in request_next_due until VACUUM,
+-- and ticks step over it: vacuum sooner than after 20 % of the rows changed
+ALTER TABLE approval.request SET (autovacuum_vacuum_scale_factor = 0.02);
 CREATE INDEX request_at_risk ON approval.request (due_at)
     WHERE sla_state IN ('warning', 'breached') AND state IN ('pending', 'changes_requested');
 

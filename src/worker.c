@@ -68,6 +68,7 @@ typedef struct WorkerState
 	int			fired;			/* by the last tick */
 	bool		has_due;		/* next_due() was not NULL */
 	TimestampTz due;			/* next_due() */
+	TimestampTz tick_at;		/* the "at" of the last tick: its now() */
 	int			failures;		/* rounds in a row that failed */
 	int			backoff_ms;		/* the wait after the last failure */
 } WorkerState;
@@ -245,6 +246,7 @@ run_round(WorkerState *st)
 			values[0] = Int32GetDatum(WORKER_MAX_ITEMS);
 			approval_exec(&tick_plan, values, NULL, false, 0);
 			st->fired = approval_getint32(0, 1);
+			st->tick_at = GetCurrentTransactionStartTimestamp();
 			approval_exec(&next_due_plan, NULL, NULL, false, 0);
 			d = approval_getdatum(0, 1, &isnull);
 			st->has_due = !isnull;
@@ -297,9 +299,10 @@ run_round(WorkerState *st)
 /*
  * When to run the next round: after tick_interval at the latest (a second
  * at least while the extension is not ready), at the next deadline if that
- * is sooner, right away after a full batch.  A deadline already due that
- * the tick left (its request locked by a voter, or backed off) is tried
- * again after a short pause rather than in a busy loop.
+ * is sooner, right away after a full batch.  A deadline that came due
+ * while the tick ran (after its now()) is fired right away; one that was
+ * due when it looked, but that it left (its request locked by a voter), is
+ * tried again after a short pause rather than in a busy loop.
  */
 static TimestampTz
 next_round(const WorkerState *st, TimestampTz now)
@@ -315,7 +318,14 @@ next_round(const WorkerState *st, TimestampTz now)
 		return now;
 	next = now + interval;
 	if (st->has_due && st->due < next)
-		next = st->due > now ? st->due : now + Min(interval, (int64) 100 * 1000);
+	{
+		if (st->due > now)
+			next = st->due;
+		else if (st->due > st->tick_at)
+			next = now;
+		else
+			next = now + Min(interval, (int64) 100 * 1000);
+	}
 	return next;
 }
 
