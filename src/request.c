@@ -57,12 +57,25 @@ stage_state_from_name(const char *name)
 
 /* ---------- statements ---------- */
 
+#define REQUEST_COLUMNS \
+	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash," \
+	"  audience, created_at, due_at, warn_at, escalate_at, expires_at, paused_at, next_due," \
+	"  sla_state, escalations, timer_failures" \
+	"  FROM approval.request"
+
 static ApprovalPlan lock_request_plan = {
-	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash,"
-	"  audience, created_at, due_at, warn_at, escalate_at, expires_at, paused_at, next_due,"
-	"  sla_state, escalations, timer_failures"
-	"  FROM approval.request WHERE id = $1 FOR UPDATE",
+	REQUEST_COLUMNS " WHERE id = $1 FOR UPDATE",
 	1, {INT8OID}
+};
+
+/*
+ * The timer's: only while something is due, and never waiting for a voter
+ * (or another tick) that holds the row.  The lock is the subtransaction's
+ * that then writes the row (tick.c), so no MultiXact is needed.
+ */
+static ApprovalPlan lock_due_request_plan = {
+	REQUEST_COLUMNS " WHERE id = $1 AND next_due <= $2 FOR UPDATE SKIP LOCKED",
+	2, {INT8OID, TIMESTAMPTZOID}
 };
 
 static ApprovalPlan load_payload_plan = {
@@ -230,13 +243,14 @@ get_sla_state(int row, int col)
 }
 
 /*
- * Lock a request and read it with its stages, for the actor or (actor NULL)
- * for the timer.  AP001 if there is none.
+ * Lock a request and read it with its stages, for the actor, or (actor
+ * NULL) for the timer, which reads it only when something is due at "now"
+ * and nobody holds it (else NULL).  AP001 if there is none.
  */
 static Req *
 request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 {
-	Req		   *r = palloc0(sizeof(Req));
+	Req		   *r;
 	Datum		arg = Int64GetDatum(id);
 	bool		isnull;
 	bytea	   *last_hash;
@@ -244,12 +258,22 @@ request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 	int			n;
 	int32		wfid;
 
+	if (actor == NULL)
+	{
+		Datum		args[2];
+
+		args[0] = arg;
+		args[1] = TimestampTzGetDatum(now);
+		if (approval_exec(&lock_due_request_plan, args, NULL, false, 1) != 1)
+			return NULL;
+	}
+	else if (approval_exec(&lock_request_plan, &arg, NULL, false, 1) != 1)
+		approval_not_found(id);
+
+	r = palloc0(sizeof(Req));
 	if (actor != NULL)
 		r->actor = *actor;
 	r->now = now;
-
-	if (approval_exec(&lock_request_plan, &arg, NULL, false, 1) != 1)
-		approval_not_found(id);
 	r->id = id;
 	wfid = approval_getint32(0, 1);
 	r->workflow = approval_gettext(0, 2);
@@ -314,14 +338,16 @@ request_open(int64 id)
 
 /*
  * Lock a request and read it for the timer, whose changes happen at "at"
- * and have no actor.
+ * and have no actor: NULL when nothing is due on it at "at" any more, or
+ * when someone holds it (the next tick will see it).
  */
 Req *
 request_open_for_timer(int64 id, TimestampTz at)
 {
 	Req		   *r = request_load(id, NULL, at);
 
-	r->actor.sees_all = true;
+	if (r != NULL)
+		r->actor.sees_all = true;
 	return r;
 }
 

@@ -5,10 +5,13 @@
  *
  * The requests with something due are found through the partial index on
  * approval.request.next_due (timer.c keeps it), so a tick costs what is
- * due, not what is open.  They are locked with SKIP LOCKED: a request that
- * a voter holds is left to the next tick rather than waited for, and two
- * ticks never fire the same deadline.  Each request is fired in a
- * subtransaction through the same load-lock-save path as a vote
+ * due, not what is open.  Each is locked with SKIP LOCKED, and only while
+ * something is still due on it: a request that a voter holds is left to the
+ * next tick rather than waited for, and two ticks never fire the same
+ * deadline.  Each request is locked and fired in a subtransaction (the
+ * lock is the subtransaction's, which writes the row: a lock of the outer
+ * transaction would make every write a MultiXact) through the same
+ * load-lock-save path as a vote
  * (request.c, timer.c, engine.c); when that fails (a callback raises, an
  * escalation target has gone), the failure is recorded on the request and
  * its next attempt put off with a back-off, and the tick goes on with the
@@ -23,19 +26,24 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
+/* (locked one by one, in the subtransaction that fires them: request.c) */
 static ApprovalPlan due_plan = {
-	"SELECT id FROM approval.request WHERE next_due <= $1"
-	" ORDER BY next_due LIMIT $2 FOR UPDATE SKIP LOCKED",
+	"SELECT id FROM approval.request WHERE next_due <= $1 ORDER BY next_due LIMIT $2",
 	2, {TIMESTAMPTZOID, INT4OID}
 };
 
-/* 10 s after the first failure, doubling each time, at most an hour */
+/*
+ * 10 s after the first failure, doubling each time, at most an hour.  (Not
+ * when a voter took the row meanwhile: their change plans the deadlines
+ * again, and the next tick tries.)
+ */
 static ApprovalPlan failed_plan = {
-	"UPDATE approval.request SET timer_failures = timer_failures + 1, timer_error = $3,"
+	"UPDATE approval.request r SET timer_failures = r.timer_failures + 1, timer_error = $3,"
 	"  next_due = $2 + LEAST(interval '1 hour',"
-	"                        interval '10 seconds' * (2 ^ LEAST(timer_failures, 12)))"
-	" WHERE id = $1"
-	" RETURNING timer_failures, next_due",
+	"                        interval '10 seconds' * (2 ^ LEAST(r.timer_failures, 12)))"
+	" FROM (SELECT id FROM approval.request WHERE id = $1 FOR UPDATE SKIP LOCKED) l"
+	" WHERE r.id = l.id"
+	" RETURNING r.timer_failures, r.next_due",
 	3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
 };
 
@@ -50,7 +58,14 @@ record_failure(int64 id, TimestampTz at, ErrorData *edata)
 	args[0] = Int64GetDatum(id);
 	args[1] = TimestampTzGetDatum(at);
 	args[2] = CStringGetTextDatum(error);
-	approval_exec(&failed_plan, args, NULL, false, 0);
+	if (approval_exec(&failed_plan, args, NULL, false, 0) != 1)
+	{
+		ereport(WARNING,
+				(errmsg("approval: a deadline of request %lld could not fire", (long long) id),
+				 errdetail("%s", error),
+				 errcontext("the next tick tries again")));
+		return;
+	}
 	ereport(WARNING,
 			(errmsg("approval: a deadline of request %lld could not fire", (long long) id),
 			 errdetail("%s", error),
@@ -74,8 +89,11 @@ fire_one(int64 id, TimestampTz at, MemoryContext work)
 	{
 		Req		   *r = request_open_for_timer(id, at);
 
-		fired = timer_fire(r);
-		request_save(r);
+		if (r != NULL)
+		{
+			fired = timer_fire(r);
+			request_save(r);
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(outer);
 		CurrentResourceOwner = owner;
