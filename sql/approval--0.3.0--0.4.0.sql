@@ -128,7 +128,9 @@ ALTER TABLE approval.request SET (autovacuum_vacuum_scale_factor = 0.02);
 CREATE INDEX request_at_risk ON approval.request (due_at)
     WHERE sla_state IN ('warning', 'breached') AND state IN ('pending', 'changes_requested');
 
-ALTER TABLE approval.request_stage ADD COLUMN timeout_at timestamptz;
+ALTER TABLE approval.request_stage
+    ADD COLUMN timeout_at timestamptz,
+    ADD COLUMN added_targets text[] NOT NULL DEFAULT '{}';
 
 -- at: the time to fire for (tests move the clock with it)
 CREATE FUNCTION approval.tick(at timestamptz DEFAULT pg_catalog.now(), max_items integer DEFAULT 1000)

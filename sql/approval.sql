@@ -395,6 +395,7 @@ CREATE TABLE approval.request_stage (
     activated_at     timestamptz,
     decided_at       timestamptz,
     timeout_at       timestamptz,   -- while active: when its timeout fires
+    added_targets    text[] NOT NULL DEFAULT '{}',  -- by escalations (in targets too)
     PRIMARY KEY (request_id, stage)
 );
 CREATE INDEX request_stage_active_targets ON approval.request_stage USING gin (targets)

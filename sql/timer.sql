@@ -389,3 +389,92 @@ SELECT due_at = approval.business_add(now(), approval.business_elapsed(:'c1_paus
 SET ROLE regress_alice;
 SELECT approval.cancel(:c1);
 RESET ROLE;
+
+-- ---------------------------------------------------------------------------
+-- A deadline that keeps failing holds back no other: carol has no manager,
+-- so the escalation fails (and is put off), but the expiry still fires
+-- ---------------------------------------------------------------------------
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "esc-fails", "escalate_after": "1 hour", "escalate_to": "manager",
+    "sla": "90 minutes", "expires_after": "2 hours",
+    "stages": [{"name": "it", "approvers": ["group:it-managers"]}]}') > 0 AS defined;
+SELECT error_of($$SELECT approval.define_workflow('{"name": "x", "sla": "1 day -23 hours"}')$$);
+RESET ROLE;
+SET ROLE regress_carol;
+SELECT approval.submit('esc-fails', '{}', 'escalation fails') AS g1 \gset
+RESET ROLE;
+SET client_min_messages = error;
+SELECT pg_temp.tick_at(:g1, '3 hours') AS fired_breach_and_expiry;
+RESET client_min_messages;
+SELECT state, sla_state, escalations, timer_failures, timer_error, next_due FROM approval.request WHERE id = :g1;
+SELECT pg_temp.events(:g1);
+
+-- a version stored before 0.4.0 could escalate with no escalate_to (0.4.0
+-- refuses to define one): its escalation is not planned, and its stage
+-- timeout "escalate" fails cleanly, is put off, and lets the expiry fire
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "old-escalation", "escalate_after": "1 hour", "escalate_to": "manager",
+    "expires_after": "3 hours",
+    "stages": [{"name": "it", "approvers": ["group:it-managers"], "timeout": "2 hours", "on_timeout": "escalate"}]}') AS old_wf \gset
+RESET ROLE;
+UPDATE approval.workflow SET escalate_to = NULL WHERE id = :old_wf;
+SET ROLE regress_alice;
+SELECT approval.submit('old-escalation', '{}', 'stored by 0.3.0') AS o1 \gset
+RESET ROLE;
+SELECT escalate_at IS NULL AS no_escalation_planned FROM approval.request WHERE id = :o1;
+SET client_min_messages = error;
+SELECT pg_temp.tick_at(:o1, '2 hours') AS fired_timeout;
+SELECT timer_failures, timer_error FROM approval.request WHERE id = :o1;
+SELECT pg_temp.tick_at(:o1, '3 hours') AS fired_expiry;
+RESET client_min_messages;
+SELECT state, timer_failures, timer_error FROM approval.request WHERE id = :o1;
+
+-- a cancel (statement_timeout) during a firing ends the tick: it is not a
+-- failure of the request's deadline
+CREATE FUNCTION timer_app.slow(request bigint) RETURNS void LANGUAGE sql AS $$ SELECT pg_sleep(2) $$;
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "slow-expiry", "expires_after": "1 hour", "on_expired": "timer_app.slow",
+    "stages": [{"name": "it", "approvers": ["group:it-managers"]}]}') > 0 AS defined;
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.submit('slow-expiry', '{}', 'slow callback') AS s1 \gset
+RESET ROLE;
+SELECT set_config('timer_test.s1', :'s1', false) IS NOT NULL AS noted;
+SET statement_timeout = '500ms';
+DO $$
+BEGIN
+    PERFORM approval.tick(created_at + interval '1 hour')
+       FROM approval.request WHERE id = current_setting('timer_test.s1')::bigint;
+    RAISE NOTICE 'the tick ran to its end';
+EXCEPTION WHEN query_canceled THEN
+    RAISE NOTICE 'the tick was cancelled: %', SQLSTATE;
+END $$;
+RESET statement_timeout;
+SELECT state, timer_failures FROM approval.request WHERE id = :s1;
+SET ROLE regress_alice;
+SELECT approval.cancel(:s1);
+RESET ROLE;
+
+-- "all" counts the stage's own approvers: an escalation's target does not
+-- raise the votes needed, also when the stage restarts at resubmit
+SET ROLE regress_admin;
+SELECT approval.define_workflow('{"name": "all-escalated", "escalate_after": "1 hour", "escalate_to": "user:carol",
+    "stages": [{"name": "both", "approvers": ["user:bob", "user:dave"], "min_approvals": "all"}]}') > 0 AS defined;
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.submit('all-escalated', '{}', 'all of them') AS a1 \gset
+RESET ROLE;
+SELECT pg_temp.tick_at(:a1, '1 hour') AS fired;
+SET ROLE regress_bob;
+SELECT approval.request_changes(:a1, 'more');
+RESET ROLE;
+SET ROLE regress_alice;
+SELECT approval.resubmit(:a1);
+RESET ROLE;
+SELECT stage, targets, added_targets, required FROM approval.request_stage WHERE request_id = :a1;
+SET ROLE regress_bob;
+SELECT approval.approve(:a1);
+RESET ROLE;
+SET ROLE regress_dave;
+SELECT approval.approve(:a1);
+RESET ROLE;

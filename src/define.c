@@ -177,8 +177,10 @@ get_interval(JsonbValue *v, const char *path)
 	}
 	PG_END_TRY();
 
+	/* (no negative part either: "1 day -23 hours" could stand still over a DST change) */
 	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, IntervalPGetDatum(iv),
-										  IntervalPGetDatum(&zero))) <= 0)
+										  IntervalPGetDatum(&zero))) <= 0 ||
+		iv->month < 0 || iv->day < 0 || iv->time < 0)
 		def_error(path, "must be a positive interval");
 	return iv;
 }

@@ -157,6 +157,26 @@ engine_expire(Req *r, StageRow *s, const char *reason)
 	request_event(r, "expired", aj_finish(&j), s ? s->stage : NULL, NIL);
 }
 
+/* A stage's targets but those escalations added */
+static List *
+own_targets(StageRow *s)
+{
+	List	   *own = NIL;
+	ListCell   *lc;
+
+	foreach(lc, s->targets)
+	{
+		ListCell   *lc2;
+		bool		added = false;
+
+		foreach(lc2, s->added_targets)
+			added |= strcmp(lfirst(lc), lfirst(lc2)) == 0;
+		if (!added)
+			own = lappend(own, lfirst(lc));
+	}
+	return own;
+}
+
 void
 engine_activate_stage(Req *r, StageRow *s)
 {
@@ -167,8 +187,9 @@ engine_activate_stage(Req *r, StageRow *s)
 	s->dirty = true;
 	s->approvals = 0;
 	s->rejections = 0;
+	/* "all": everyone the stage's own targets stand for, not escalations' */
 	if (s->def != NULL && s->def->min_approvals == 0)
-		s->required = Max(approval_count_principals(s->targets), 1);
+		s->required = Max(approval_count_principals(own_targets(s)), 1);
 	aj_init(&j);
 	aj_str(&j, "stage", s->stage);
 	aj_int(&j, "order", s->order);

@@ -87,10 +87,10 @@ typedef struct ReqTimes
 	TimestampTz expires_at;
 	TimestampTz paused_at;		/* waiting on the requester since */
 	TimestampTz next_due;		/* the earliest that can fire (or a retry) */
-	TimestampTz loaded_next_due;
 	SlaState	sla_state;
 	int			escalations;
 	int			failures;		/* timer firings failed in a row */
+	char	   *error;			/* the last one's error */
 	bool		fired;			/* the timer fired something: failures are over */
 	bool		started;		/* a new request's deadlines are set */
 } ReqTimes;
@@ -114,6 +114,7 @@ typedef struct StageRow
 	StageState	loaded_state;	/* as read, to tell what changed */
 	int			loaded_round;
 	bool		targets_changed;	/* targets added while active (escalation) */
+	List	   *added_targets;	/* those added by escalations: not counted by "all" */
 	bool		timeout_planned;	/* its timeout was set at this activation */
 	TimestampTz timeout_at;		/* while active: when its timeout fires */
 	StageDef   *def;
@@ -227,8 +228,27 @@ extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 
 /* ---- timer.c: deadlines (DESIGN §6), the one home of their rules ---- */
 
+/* The kinds of deadline */
+typedef enum DueKind
+{
+	DUE_NONE,
+	DUE_WARNING,
+	DUE_BREACH,
+	DUE_ESCALATION,
+	DUE_EXPIRY,
+	DUE_TIMEOUT
+} DueKind;
+
+/* Which deadline of a request: its kind, and the stage of a timeout */
+typedef struct TimerDue
+{
+	DueKind		kind;
+	char		stage[APPROVAL_MAX_NAME_LEN + 1];
+} TimerDue;
+
 extern void timer_plan(Req *r);
-extern int	timer_fire(Req *r);
+extern bool timer_fire_next(Req *r, TimerDue *which);
+extern void timer_defer(Req *r, const TimerDue *which, TimestampTz until);
 
 /* ---- small helpers ---- */
 

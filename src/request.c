@@ -60,7 +60,7 @@ stage_state_from_name(const char *name)
 #define REQUEST_COLUMNS \
 	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash," \
 	"  audience, created_at, due_at, warn_at, escalate_at, expires_at, paused_at, next_due," \
-	"  sla_state, escalations, timer_failures" \
+	"  sla_state, escalations, timer_failures, timer_error" \
 	"  FROM approval.request"
 
 static ApprovalPlan lock_request_plan = {
@@ -85,7 +85,7 @@ static ApprovalPlan load_payload_plan = {
 
 static ApprovalPlan load_stages_plan = {
 	"SELECT stage, stage_idx, stage_order, state::text, targets, required, approvals,"
-	"  rejections, reject_required, round, timeout_at"
+	"  rejections, reject_required, round, timeout_at, added_targets"
 	"  FROM approval.request_stage WHERE request_id = $1 ORDER BY stage_order, stage_idx",
 	1, {INT8OID}
 };
@@ -121,13 +121,12 @@ static ApprovalPlan save_request_plan = {
 	"  payload = COALESCE($4, payload), decided_at = COALESCE($5, decided_at),"
 	"  last_hash = $6, updated_at = pg_catalog.now(), audience = COALESCE($7, audience),"
 	"  due_at = $8, warn_at = $9, escalate_at = $10, expires_at = $11, paused_at = $12,"
-	"  next_due = $13, sla_state = $14, escalations = $15,"
-	"  timer_failures = CASE WHEN $16 THEN 0 ELSE timer_failures END,"
-	"  timer_error = CASE WHEN $16 THEN NULL ELSE timer_error END"
+	"  next_due = $13, sla_state = $14, escalations = $15, timer_failures = $16,"
+	"  timer_error = $17"
 	" WHERE id = $1",
-	16, {INT8OID, TEXTOID, INT4OID, JSONBOID, TIMESTAMPTZOID, BYTEAOID, TEXTARRAYOID,
+	17, {INT8OID, TEXTOID, INT4OID, JSONBOID, TIMESTAMPTZOID, BYTEAOID, TEXTARRAYOID,
 		TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, TEXTOID, INT4OID, BOOLOID}
+	TIMESTAMPTZOID, TEXTOID, INT4OID, INT4OID, TEXTOID}
 };
 
 static ApprovalPlan insert_stage_plan = {
@@ -144,10 +143,10 @@ static ApprovalPlan save_stage_plan = {
 	"  activated_at = COALESCE($9, activated_at),"
 	"  decided_at = CASE WHEN $10 IS NOT NULL THEN $10"
 	"                    WHEN $3 IN ('waiting', 'active') THEN NULL ELSE decided_at END,"
-	"  timeout_at = $11"
+	"  timeout_at = $11, added_targets = $12"
 	" WHERE request_id = $1 AND stage = $2",
-	11, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	12, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID}
 };
 
 /* the stages no longer open to votes, or restarted, lose their rows */
@@ -292,10 +291,11 @@ request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 	r->t.expires_at = get_time(0, 12);
 	r->t.paused_at = get_time(0, 13);
 	r->t.next_due = get_time(0, 14);
-	r->t.loaded_next_due = r->t.next_due;
 	r->t.sla_state = get_sla_state(0, 15);
 	r->t.escalations = approval_getint32(0, 16);
 	r->t.failures = approval_getint32(0, 17);
+	(void) approval_getdatum(0, 18, &isnull);
+	r->t.error = isnull ? NULL : approval_gettext(0, 18);
 	r->loaded_state = r->state;
 	approval_events_init(&r->ev, id, r->workflow, last_hash);
 	/* (this runs statements of its own: read the row above first) */
@@ -319,6 +319,7 @@ request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 		s->reject_required = approval_getint32(i, 9);
 		s->round = approval_getint32(i, 10);
 		s->timeout_at = get_time(i, 11);
+		s->added_targets = approval_array_to_list(DatumGetArrayTypeP(approval_getdatum(i, 12, &isnull)));
 		s->loaded_state = s->state;
 		s->loaded_round = s->round;
 		s->def = (s->idx < r->wf->nstages) ? &r->wf->stages[s->idx] : NULL;
@@ -388,8 +389,8 @@ request_open_visible(int64 id)
 static void
 save_stage(Req *r, StageRow *s)
 {
-	Datum		v[11];
-	char		n[11];
+	Datum		v[12];
+	char		n[12];
 
 	memset(n, ' ', sizeof(n));
 	v[0] = Int64GetDatum(r->id);
@@ -425,6 +426,7 @@ save_stage(Req *r, StageRow *s)
 	v[5] = Int32GetDatum(s->approvals);
 	v[6] = Int32GetDatum(s->rejections);
 	v[7] = Int32GetDatum(s->round);
+	v[11] = PointerGetDatum(approval_text_array(s->added_targets));
 	approval_exec(&save_stage_plan, v, n, false, 0);
 }
 
@@ -561,7 +563,14 @@ request_save(Req *r)
 		v[12] = time_or_null(r->t.next_due, &n[12]);
 		v[13] = text_or_null(sla_state_names[r->t.sla_state], &n[13]);
 		v[14] = Int32GetDatum(r->t.escalations);
-		v[15] = BoolGetDatum(r->t.fired);
+		/* a firing that worked, or the request closed: failures are over */
+		if (r->t.fired || !request_is_open(r->state))
+		{
+			r->t.failures = 0;
+			r->t.error = NULL;
+		}
+		v[15] = Int32GetDatum(r->t.failures);
+		v[16] = text_or_null(r->t.error, &n[16]);
 		approval_exec(&save_request_plan, v, n, false, 0);
 	}
 

@@ -32,68 +32,70 @@ static ApprovalPlan due_plan = {
 	2, {TIMESTAMPTZOID, INT4OID}
 };
 
-/*
- * 10 s after the first failure, doubling each time, at most an hour.  (Not
- * when a voter took the row meanwhile: their change plans the deadlines
- * again, and the next tick tries.)
- */
-static ApprovalPlan failed_plan = {
-	"UPDATE approval.request r SET timer_failures = r.timer_failures + 1, timer_error = $3,"
-	"  next_due = $2 + LEAST(interval '1 hour',"
-	"                        interval '10 seconds' * (2 ^ LEAST(r.timer_failures, 12)))"
-	" FROM (SELECT id FROM approval.request WHERE id = $1 FOR UPDATE SKIP LOCKED) l"
-	" WHERE r.id = l.id"
-	" RETURNING r.timer_failures, r.next_due",
-	3, {INT8OID, TIMESTAMPTZOID, TEXTOID}
-};
-
-static void
-record_failure(int64 id, TimestampTz at, ErrorData *edata)
+/* A firing failed: 10 s after the first failure in a row, doubling, at most an hour */
+static TimestampTz
+backoff(TimestampTz at, int failures)
 {
-	Datum		args[3];
-	char	   *error;
-	bool		isnull;
+	int64		s = 10 << Min(failures, 9);
 
-	error = psprintf("%s: %s", unpack_sql_state(edata->sqlerrcode), edata->message);
-	args[0] = Int64GetDatum(id);
-	args[1] = TimestampTzGetDatum(at);
-	args[2] = CStringGetTextDatum(error);
-	if (approval_exec(&failed_plan, args, NULL, false, 0) != 1)
-	{
-		ereport(WARNING,
-				(errmsg("approval: a deadline of request %lld could not fire", (long long) id),
-				 errdetail("%s", error),
-				 errcontext("the next tick tries again")));
-		return;
-	}
-	ereport(WARNING,
-			(errmsg("approval: a deadline of request %lld could not fire", (long long) id),
-			 errdetail("%s", error),
-			 errcontext("failure %d in a row; the next attempt is at %s",
-						approval_getint32(0, 1),
-						DatumGetCString(DirectFunctionCall1(timestamptz_out,
-															approval_getdatum(0, 2, &isnull))))));
+	return at + Min(s, (int64) SECS_PER_HOUR) * USECS_PER_SEC;
 }
 
-/* Fire what is due on one request, in a subtransaction; returns how many fired */
-static int
-fire_one(int64 id, TimestampTz at, MemoryContext work)
+typedef enum Step
+{
+	STEP_NOTHING,				/* nothing due (any more), or someone holds it */
+	STEP_FIRED,
+	STEP_FAILED,
+	STEP_DEFERRED				/* a failed one put off */
+} Step;
+
+/*
+ * One step on one request, in a subtransaction and an SPI connection of its
+ * own (what it allocates goes with them): lock it if something is due and
+ * nobody holds it, then either fire its earliest due deadline (which says
+ * in *which), or — after a failure — put that deadline off.  A cancel (or
+ * statement_timeout) is not a failure of the firing: it ends the tick.
+ */
+static Step
+step(int64 id, TimestampTz at, TimerDue *which, ErrorData **failure)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile int fired = 0;
+	volatile Step result = STEP_NOTHING;
 
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(work);
 	PG_TRY();
 	{
-		Req		   *r = request_open_for_timer(id, at);
+		Req		   *r;
 
-		if (r != NULL)
+		approval_spi_connect();
+		r = request_open_for_timer(id, at);
+		if (r != NULL && *failure != NULL)
 		{
-			fired = timer_fire(r);
+			/* after a failure: put the deadline off, say why */
+			ErrorData  *e = *failure;
+
+			timer_defer(r, which, backoff(at, r->t.failures));
+			result = STEP_DEFERRED;
+			r->t.failures++;
+			r->t.error = psprintf("%s: %s", unpack_sql_state(e->sqlerrcode), e->message);
+			request_save(r);
+			ereport(WARNING,
+					(errmsg("approval: a deadline of request %lld could not fire", (long long) id),
+					 errdetail("%s", r->t.error),
+					 errcontext("failure %d in a row; it is tried again at %s",
+								r->t.failures,
+								DatumGetCString(DirectFunctionCall1(timestamptz_out,
+																	TimestampTzGetDatum(backoff(at, r->t.failures - 1)))))));
+		}
+		else if (r != NULL)
+		{
+			if (timer_fire_next(r, which))
+				result = STEP_FIRED;
+			/* (nothing due: the save still corrects a stale next_due) */
 			request_save(r);
 		}
+		approval_spi_finish();
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(outer);
 		CurrentResourceOwner = owner;
@@ -108,12 +110,55 @@ fire_one(int64 id, TimestampTz at, MemoryContext work)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(outer);
 		CurrentResourceOwner = owner;
-		record_failure(id, at, edata);
-		FreeErrorData(edata);
-		fired = 0;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(edata);
+		if (*failure != NULL)
+		{
+			/* not even put off: the next tick tries again */
+			ereport(WARNING,
+					(errmsg("approval: a deadline of request %lld could not fire, nor be put off",
+							(long long) id),
+					 errdetail("%s", edata->message)));
+			FreeErrorData(edata);
+		}
+		else
+			*failure = edata;
+		result = STEP_FAILED;
 	}
 	PG_END_TRY();
-	MemoryContextReset(work);
+	return result;
+}
+
+/*
+ * Fire what is due on one request, one deadline at a time, each in its own
+ * subtransaction: one that fails is put off with a back-off, and the
+ * others still fire.  Returns how many fired.
+ */
+static int
+fire_request(int64 id, TimestampTz at)
+{
+	int			fired = 0;
+
+	/* each step moves a deadline on, clears it, or puts it off; a guard */
+	for (int guard = 0; guard < 64; guard++)
+	{
+		TimerDue	which;
+		ErrorData  *failure = NULL;
+		Step		s = step(id, at, &which, &failure);
+
+		if (s == STEP_NOTHING)
+			break;
+		if (s == STEP_FIRED)
+		{
+			fired++;
+			continue;
+		}
+		/* failed: record it and put that deadline off (a second step) */
+		s = step(id, at, &which, &failure);
+		FreeErrorData(failure);
+		if (s != STEP_DEFERRED)
+			break;
+	}
 	return fired;
 }
 
@@ -127,7 +172,6 @@ approval_tick(PG_FUNCTION_ARGS)
 	int			n;
 	int64	   *ids;
 	int			fired = 0;
-	MemoryContext work;
 
 	if (max_items < 1)
 		ereport(ERROR,
@@ -142,11 +186,8 @@ approval_tick(PG_FUNCTION_ARGS)
 	for (int i = 0; i < n; i++)
 		ids[i] = approval_getint64(i, 1);
 
-	work = AllocSetContextCreate(CurrentMemoryContext, "approval tick",
-								 ALLOCSET_DEFAULT_SIZES);
 	for (int i = 0; i < n; i++)
-		fired += fire_one(ids[i], at, work);
-	MemoryContextDelete(work);
+		fired += fire_request(ids[i], at);
 	approval_spi_finish();
 	PG_RETURN_INT32(fired);
 }

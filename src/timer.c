@@ -33,6 +33,23 @@
 static TimestampTz
 clock_add(Req *r, TimestampTz start, const Interval *amount)
 {
+	if (r->wf->calendar != NULL && amount->month != 0)
+	{
+		/*
+		 * Months have no business meaning; 0.4.0 refuses them on a calendar,
+		 * but a version stored before may have them: calendar months first,
+		 * then the rest in business time.
+		 */
+		Interval	months = {0};
+		Interval	rest = *amount;
+
+		months.month = amount->month;
+		rest.month = 0;
+		start = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														TimestampTzGetDatum(start),
+														IntervalPGetDatum(&months)));
+		return approval_business_add(r->wf->calendar, start, &rest);
+	}
 	if (r->wf->calendar != NULL)
 		return approval_business_add(r->wf->calendar, start, amount);
 	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
@@ -73,16 +90,6 @@ clock_resume(Req *r, TimestampTz deadline, TimestampTz paused_at)
 
 /* ---------- what is due when ---------- */
 
-typedef enum DueKind
-{
-	DUE_NONE,
-	DUE_WARNING,
-	DUE_BREACH,
-	DUE_ESCALATION,
-	DUE_EXPIRY,
-	DUE_TIMEOUT
-} DueKind;
-
 static bool
 sla_running(Req *r)
 {
@@ -106,7 +113,9 @@ due_time(Req *r, DueKind kind, StageRow *s)
 				return r->t.due_at;
 			break;
 		case DUE_ESCALATION:
-			if (r->state == REQUEST_PENDING)
+			/* escalate_max counts every escalation, by timeouts too */
+			if (r->state == REQUEST_PENDING &&
+				(r->wf->escalate_max == 0 || r->t.escalations < r->wf->escalate_max))
 				return r->t.escalate_at;
 			break;
 		case DUE_EXPIRY:
@@ -166,7 +175,7 @@ plan_new(Req *r)
 	TimestampTz start = r->submitted_at;
 
 	r->t.due_at = r->t.warn_at = r->t.escalate_at = r->t.expires_at = NO_DEADLINE;
-	r->t.paused_at = r->t.next_due = r->t.loaded_next_due = NO_DEADLINE;
+	r->t.paused_at = r->t.next_due = NO_DEADLINE;
 	r->t.sla_state = SLA_NONE;
 	r->t.started = true;
 	if (wf->sla != NULL)
@@ -179,7 +188,8 @@ plan_new(Req *r)
 										(int64) (clock_elapsed(r, start, r->t.due_at) *
 												 wf->sla_warning));
 	}
-	if (wf->escalate_after != NULL)
+	/* (a version stored before 0.4.0 may lack escalate_to: no escalation) */
+	if (wf->escalate_after != NULL && wf->escalate_to != NULL)
 		r->t.escalate_at = clock_add(r, start, wf->escalate_after);
 	if (wf->expires_after != NULL)
 		r->t.expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
@@ -246,10 +256,6 @@ timer_plan(Req *r)
 	}
 
 	next = earliest(r, &kind, &stage);
-	/* a failed firing is retried no sooner than its back-off (tick.c) */
-	if (r->t.failures > 0 && !r->t.fired && next != NO_DEADLINE &&
-		r->t.loaded_next_due != NO_DEADLINE && r->t.loaded_next_due > next)
-		next = r->t.loaded_next_due;
 	if (next != r->t.next_due || r->is_new)
 	{
 		r->t.next_due = next;
@@ -279,6 +285,12 @@ escalate(Req *r, StageRow *only, const char *by)
 	List	   *stages = NIL;
 	ApprovalJson j;
 
+	if (r->wf->escalate_to == NULL)		/* a version stored before 0.4.0 */
+		ereport(ERROR,
+				(errcode(ERRCODE_AP_INVALID_DEFINITION),
+				 errmsg("workflow \"%s\" version %d escalates but has no \"escalate_to\"",
+						r->wf->name, r->wf->version),
+				 errhint("Define a new version with \"escalate_to\"; requests keep the version they started with.")));
 	def.name = only ? only->stage : "escalate_to";
 	def.approvers = list_make1(r->wf->escalate_to);
 	target = linitial(approval_resolve_targets(r->requester, &def));
@@ -296,6 +308,7 @@ escalate(Req *r, StageRow *only, const char *by)
 		if (!present)
 		{
 			s->targets = lappend(s->targets, target);
+			s->added_targets = lappend(s->added_targets, target);
 			s->targets_changed = true;
 			s->dirty = true;
 		}
@@ -359,52 +372,83 @@ fire_timeout(Req *r, StageRow *s)
 }
 
 /*
- * Fire every deadline of the request that is due at r->now, earliest
- * first, each once.  Returns how many fired.
+ * Fire the earliest deadline of the request that is due at r->now, and say
+ * which it was in *which (so that tick.c can put it off when firing it
+ * fails).  False when nothing is due.
  */
-int
-timer_fire(Req *r)
+bool
+timer_fire_next(Req *r, TimerDue *which)
 {
-	int			fired = 0;
+	StageRow   *s;
+	TimestampTz due;
 
-	/* each firing moves its deadline on or clears it; the bound is a guard */
-	for (int guard = 0; guard < 64; guard++)
+	timer_plan(r);
+	due = earliest(r, &which->kind, &s);
+	which->stage[0] = '\0';
+	if (s != NULL)
+		strlcpy(which->stage, s->stage, sizeof(which->stage));
+	if (due == NO_DEADLINE || due > r->now)
+		return false;
+	switch (which->kind)
 	{
-		DueKind		kind;
-		StageRow   *s;
-		TimestampTz due;
-
-		timer_plan(r);
-		due = earliest(r, &kind, &s);
-		if (due == NO_DEADLINE || due > r->now)
+		case DUE_WARNING:
+			r->t.sla_state = SLA_WARNING;
+			sla_event(r, "sla_warning");
 			break;
-		switch (kind)
-		{
-			case DUE_WARNING:
-				r->t.sla_state = SLA_WARNING;
-				sla_event(r, "sla_warning");
-				break;
-			case DUE_BREACH:
-				r->t.sla_state = SLA_BREACHED;
-				sla_event(r, "sla_breached");
-				break;
-			case DUE_ESCALATION:
-				escalate(r, NULL, "escalate_after");
-				plan_next_escalation(r, due);
-				break;
-			case DUE_EXPIRY:
-				engine_expire(r, NULL, "expires_after");
-				break;
-			case DUE_TIMEOUT:
-				fire_timeout(r, s);
-				break;
-			case DUE_NONE:
-				break;
-		}
-		r->dirty = true;
-		fired++;
+		case DUE_BREACH:
+			r->t.sla_state = SLA_BREACHED;
+			sla_event(r, "sla_breached");
+			break;
+		case DUE_ESCALATION:
+			escalate(r, NULL, "escalate_after");
+			plan_next_escalation(r, due);
+			break;
+		case DUE_EXPIRY:
+			engine_expire(r, NULL, "expires_after");
+			break;
+		case DUE_TIMEOUT:
+			fire_timeout(r, s);
+			break;
+		case DUE_NONE:
+			break;
 	}
-	if (fired > 0)
-		r->t.fired = true;
-	return fired;
+	r->dirty = true;
+	r->t.fired = true;
+	return true;
+}
+
+/*
+ * Put off one deadline whose firing failed until "until", so that it is
+ * tried again then and the request's other deadlines fire meanwhile.
+ */
+void
+timer_defer(Req *r, const TimerDue *which, TimestampTz until)
+{
+	switch (which->kind)
+	{
+		case DUE_WARNING:
+			r->t.warn_at = until;
+			break;
+		case DUE_BREACH:
+			r->t.due_at = until;
+			break;
+		case DUE_ESCALATION:
+			r->t.escalate_at = until;
+			break;
+		case DUE_EXPIRY:
+			r->t.expires_at = until;
+			break;
+		case DUE_TIMEOUT:
+			for (int i = 0; i < r->nstages; i++)
+				if (strcmp(r->stages[i].stage, which->stage) == 0)
+				{
+					r->stages[i].timeout_at = until;
+					r->stages[i].dirty = true;
+				}
+			break;
+		case DUE_NONE:
+			break;
+	}
+	r->dirty = true;
+	timer_plan(r);
 }

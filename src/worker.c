@@ -329,6 +329,23 @@ next_round(const WorkerState *st, TimestampTz now)
 	return next;
 }
 
+/* set while a round runs: a SIGTERM then ends the worker at once */
+static volatile sig_atomic_t in_round = false;
+
+/*
+ * SIGTERM (shutdown, pg_terminate_backend, DROP DATABASE ... WITH (FORCE)):
+ * between rounds the loop sees the request and leaves cleanly; during a
+ * round (a callback may run for long) it is die(), as for any backend.
+ */
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	if (in_round)
+		die(postgres_signal_arg);
+	else
+		SignalHandlerForShutdownRequest(postgres_signal_arg);
+}
+
 void
 approval_worker_main(Datum main_arg)
 {
@@ -341,7 +358,7 @@ approval_worker_main(Datum main_arg)
 	am_worker = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	if (approval_worker_shared == NULL || my_slot < 0 || my_slot >= APPROVAL_MAX_DATABASES)
@@ -402,7 +419,14 @@ approval_worker_main(Datum main_arg)
 			publish_wake(DT_NOEND);
 			MemoryContextReset(round_cxt);
 			old = MemoryContextSwitchTo(round_cxt);
+			in_round = true;
+			if (ShutdownRequestPending)
+			{
+				exit_reason = WORKER_EXIT_STOPPED;
+				break;
+			}
 			run_round(&st);
+			in_round = false;
 			MemoryContextSwitchTo(old);
 			now = GetCurrentTimestamp();
 			next = publish_wake(next_round(&st, now));
@@ -491,11 +515,9 @@ approval_worker_hint(TimestampTz next_due)
 {
 	if (approval_worker_shared == NULL || am_worker || !OidIsValid(MyDatabaseId))
 		return;
-	if (next_due >= hint_pending)
-		return;
-	if (lower_wake(next_due, false) == NULL)
-		return;
-	hint_pending = next_due;
+	/* (compared with the worker's wake-up at commit: it may change before) */
+	if (next_due < hint_pending)
+		hint_pending = next_due;
 }
 
 /*

@@ -247,6 +247,31 @@ ok($node->poll_query_until('noext', fired_sql($d)),
 $node->safe_psql('postgres',
 	"ALTER SYSTEM RESET approval.tick_interval; SELECT pg_reload_conf()");
 
+# --- SIGTERM during a long tick: the worker ends at once, not after it ---
+
+# a callback that would sleep for an hour; pg_terminate_backend() (as DROP
+# DATABASE ... WITH (FORCE) and a fast shutdown do) must not wait for it
+$node->safe_psql('noext', q{
+	CREATE FUNCTION public.on_expired_slow(request bigint) RETURNS void
+	    LANGUAGE sql AS 'SELECT pg_sleep(3600)';
+	SELECT approval.define_workflow('{"name": "slow", "expires_after": "1 second",
+	    "on_expired": "public.on_expired_slow",
+	    "stages": [{"name": "s", "approvers": ["user:erin"]}]}');
+});
+$npid = worker_pid($node, 'noext');
+$d = deadline($node, 'noext', 'slow');
+ok( $node->poll_query_until('postgres',
+		"SELECT wait_event = 'PgSleep' FROM pg_stat_activity WHERE pid = $npid"),
+	'the worker is in the slow callback');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($npid)");
+$node->safe_psql('noext',
+	"CREATE OR REPLACE FUNCTION public.on_expired_slow(request bigint) RETURNS void LANGUAGE sql AS 'SELECT'");
+ok( $node->poll_query_until('postgres',
+		"SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $npid)"),
+	'pg_terminate_backend() ends a worker in the middle of a tick');
+ok($node->poll_query_until('noext', fired_sql($d)),
+	'the worker started again fires the deadline (the callback quick now)');
+
 # --- the failed request of the start, its callback fixed since ---
 
 ok($node->poll_query_until('postgres', fired_sql($fragile)),
