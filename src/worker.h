@@ -39,7 +39,7 @@
 /* the worker looks at least this often whether its database is wanted */
 #define WORKER_CHECK_MS			500
 /* deadlines one tick fires at most; a full batch means "tick again now" */
-#define WORKER_MAX_ITEMS		1000
+#define WORKER_MAX_ITEMS		50
 
 /* Why a worker left, as it says itself; the launcher reads it when it stopped */
 typedef enum WorkerExit
