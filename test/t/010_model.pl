@@ -41,6 +41,8 @@ use strict;
 use warnings;
 
 use DBI;
+use FindBin;
+use lib $FindBin::RealBin;
 use JSON::PP;
 use Digest::MD5 qw(md5_hex);
 use Storable qw(dclone);
@@ -48,43 +50,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
+use ApprovalRandom qw(seed_and_size rint pick chance wpick);
+
 my $DEFAULT_SEED = 7301;
 my $DEFAULT_OPS = 2500;
 
-my $seed = $ENV{APPROVAL_MODEL_SEED};
-$seed = $DEFAULT_SEED if !defined $seed || $seed eq '';
-$seed = (time() ^ ($$ << 15)) % 1_000_000_000 if $seed eq 'random';
-die "APPROVAL_MODEL_SEED must be a number or \"random\", not \"$seed\"\n"
-  unless $seed =~ /^\d+$/;
-my $nops = $ENV{APPROVAL_MODEL_OPS};
-$nops = $DEFAULT_OPS if !defined $nops || $nops eq '';
-die "APPROVAL_MODEL_OPS must be a positive number\n" unless $nops =~ /^\d+$/ && $nops > 0;
-my $trace = $ENV{APPROVAL_MODEL_TRACE} // 0;
-
-diag("approval model: seed $seed, $nops operations "
-	  . "(APPROVAL_MODEL_SEED=$seed APPROVAL_MODEL_OPS=$nops reproduces this run)");
-srand($seed);
+my ($seed, $nops, $trace) = seed_and_size('APPROVAL_MODEL', $DEFAULT_SEED, $DEFAULT_OPS, 'approval model');
 
 # ---------------------------------------------------------------------------
-# Random helpers (always over sorted lists: hash order differs between runs)
+# List helpers (the random ones: test/t/ApprovalRandom.pm)
 # ---------------------------------------------------------------------------
-sub rint { return int(rand($_[0])); }
-sub pick { return $_[ rint(scalar @_) ]; }
-sub chance { return rand() < $_[0]; }
-
-sub wpick
-{
-	my @pairs = @_;    # (name, weight, name, weight, ...)
-	my $total = 0;
-	for (my $i = 1; $i < @pairs; $i += 2) { $total += $pairs[$i]; }
-	my $x = rand($total);
-	for (my $i = 0; $i < @pairs; $i += 2)
-	{
-		return $pairs[$i] if ($x -= $pairs[ $i + 1 ]) < 0;
-	}
-	return $pairs[-2];
-}
-
 sub uniq
 {
 	my %seen;
