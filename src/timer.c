@@ -113,9 +113,7 @@ due_time(Req *r, DueKind kind, StageRow *s)
 				return r->t.due_at;
 			break;
 		case DUE_ESCALATION:
-			/* escalate_max counts every escalation, by timeouts too */
-			if (r->state == REQUEST_PENDING &&
-				(r->wf->escalate_max == 0 || r->t.escalations < r->wf->escalate_max))
+			if (r->state == REQUEST_PENDING)
 				return r->t.escalate_at;
 			break;
 		case DUE_EXPIRY:
@@ -228,6 +226,9 @@ timer_plan(Req *r)
 		r->t.escalate_at = clock_resume(r, r->t.escalate_at, r->t.paused_at);
 		r->t.paused_at = NO_DEADLINE;
 	}
+	/* escalate_max counts every escalation, by timeouts too */
+	if (r->wf->escalate_max > 0 && r->t.escalations >= r->wf->escalate_max)
+		r->t.escalate_at = NO_DEADLINE;
 	if (!request_is_open(r->state))
 	{
 		/* closed: nothing more fires; due_at and sla_state stay for reports */
