@@ -91,7 +91,8 @@ CREATE VIEW bench_time.gen_stage AS
 SELECT g.id AS request_id, 'review'::text AS stage, 0 AS stage_idx, 0 AS stage_order,
        'active'::approval.stage_state AS state, ARRAY['group:reviewers'] AS targets,
        1 AS required, 0 AS approvals, 0 AS rejections, 1 AS reject_required, 1 AS round,
-       g.at AS activated_at, NULL::timestamptz AS decided_at, NULL::timestamptz AS timeout_at
+       g.at AS activated_at, NULL::timestamptz AS decided_at, NULL::timestamptz AS timeout_at,
+       '{}'::text[] AS added_targets
   FROM bench_time.gen g;
 
 CREATE VIEW bench_time.gen_vote AS
