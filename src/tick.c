@@ -44,7 +44,8 @@ backoff(TimestampTz at, int failures)
 typedef enum Step
 {
 	STEP_NOTHING,				/* nothing due (any more), or someone holds it */
-	STEP_FIRED,
+	STEP_FIRED,					/* and nothing more is due on it */
+	STEP_FIRED_MORE,			/* and more is due */
 	STEP_FAILED,
 	STEP_DEFERRED				/* a failed one put off */
 } Step;
@@ -90,10 +91,12 @@ step(int64 id, TimestampTz at, TimerDue *which, ErrorData **failure)
 		}
 		else if (r != NULL)
 		{
-			if (timer_fire_next(r, which))
-				result = STEP_FIRED;
+			bool		fired = timer_fire_next(r, which);
+
 			/* (nothing due: the save still corrects a stale next_due) */
 			request_save(r);
+			if (fired)
+				result = (r->t.next_due <= at) ? STEP_FIRED_MORE : STEP_FIRED;
 		}
 		approval_spi_finish();
 		ReleaseCurrentSubTransaction();
@@ -148,9 +151,11 @@ fire_request(int64 id, TimestampTz at)
 
 		if (s == STEP_NOTHING)
 			break;
-		if (s == STEP_FIRED)
+		if (s == STEP_FIRED || s == STEP_FIRED_MORE)
 		{
 			fired++;
+			if (s == STEP_FIRED)
+				break;			/* (no step just to find nothing due) */
 			continue;
 		}
 		/* failed: record it and put that deadline off (a second step) */
