@@ -486,16 +486,8 @@ approval_flatten_targets(List *sets)
 		foreach(lt, set->targets)
 		{
 			char	   *t = lfirst(lt);
-			bool		seen = false;
-			ListCell   *la;
 
-			foreach(la, all)
-				if (strcmp(lfirst(la), t) == 0)
-				{
-					seen = true;
-					break;
-				}
-			if (!seen)
+			if (!approval_list_has(all, t))
 				all = lappend(all, t);
 		}
 	}

@@ -105,6 +105,7 @@ extern int64 approval_getint64(int row, int col);
 extern Datum approval_copy_datum(int row, int col, bool *isnull);
 extern ArrayType *approval_text_array(List *strings);
 extern List *approval_array_to_list(ArrayType *arr);
+extern bool approval_list_has(List *strings, const char *s);
 
 extern void approval_exec_prepare(ApprovalPlan *p);
 extern Oid	approval_relid(const char *relname);

@@ -165,15 +165,8 @@ own_targets(StageRow *s)
 	ListCell   *lc;
 
 	foreach(lc, s->targets)
-	{
-		ListCell   *lc2;
-		bool		added = false;
-
-		foreach(lc2, s->added_targets)
-			added |= strcmp(lfirst(lc), lfirst(lc2)) == 0;
-		if (!added)
+		if (!approval_list_has(s->added_targets, lfirst(lc)))
 			own = lappend(own, lfirst(lc));
-	}
 	return own;
 }
 

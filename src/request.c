@@ -487,11 +487,8 @@ save_votable(Req *r)
 void
 request_add_audience(Req *r, const char *key)
 {
-	ListCell   *lc;
-
-	foreach(lc, r->audience)
-		if (strcmp(lfirst(lc), key) == 0)
-			return;
+	if (approval_list_has(r->audience, key))
+		return;
 	r->audience = lappend(r->audience, pstrdup(key));
 	r->audience_changed = true;
 }

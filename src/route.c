@@ -235,12 +235,7 @@ list_diff(List *a, List *b, const char *sign)
 	initStringInfo(&buf);
 	foreach(lc, a)
 	{
-		ListCell   *lb;
-		bool		found = false;
-
-		foreach(lb, b)
-			found |= strcmp(lfirst(lc), lfirst(lb)) == 0;
-		if (!found)
+		if (!approval_list_has(b, lfirst(lc)))
 			appendStringInfo(&buf, "%s%s%s", buf.len ? ", " : "", sign, (char *) lfirst(lc));
 	}
 	return buf.data;

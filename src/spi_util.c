@@ -176,6 +176,18 @@ approval_text_array(List *strings)
 	return construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
+/* Is s one of a list of C strings? */
+bool
+approval_list_has(List *strings, const char *s)
+{
+	ListCell   *lc;
+
+	foreach(lc, strings)
+		if (strcmp(lfirst(lc), s) == 0)
+			return true;
+	return false;
+}
+
 /* text[] to a List of C strings (NULL elements are skipped) */
 List *
 approval_array_to_list(ArrayType *arr)

@@ -11,11 +11,11 @@
  * deadline.  Each request is locked and fired in a subtransaction (the
  * lock is the subtransaction's, which writes the row: a lock of the outer
  * transaction would make every write a MultiXact) through the same
- * load-lock-save path as a vote
- * (request.c, timer.c, engine.c); when that fails (a callback raises, an
- * escalation target has gone), the failure is recorded on the request and
- * its next attempt put off with a back-off, and the tick goes on with the
- * others.
+ * load-lock-save path as a vote (request.c, timer.c, engine.c), one
+ * deadline at a time; when one fails (a callback raises, an escalation
+ * target has gone), the failure is recorded on the request, that deadline
+ * is put off with a back-off, and the request's other deadlines and the
+ * other requests still fire.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,7 +23,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "utils/memutils.h"
 #include "utils/resowner.h"
 
 /* (locked one by one, in the subtransaction that fires them: request.c) */
@@ -75,8 +74,9 @@ step(int64 id, TimestampTz at, TimerDue *which, ErrorData **failure)
 		{
 			/* after a failure: put the deadline off, say why */
 			ErrorData  *e = *failure;
+			TimestampTz until = backoff(at, r->t.failures);
 
-			timer_defer(r, which, backoff(at, r->t.failures));
+			timer_defer(r, which, until);
 			result = STEP_DEFERRED;
 			r->t.failures++;
 			r->t.error = psprintf("%s: %s", unpack_sql_state(e->sqlerrcode), e->message);
@@ -87,7 +87,7 @@ step(int64 id, TimestampTz at, TimerDue *which, ErrorData **failure)
 					 errcontext("failure %d in a row; it is tried again at %s",
 								r->t.failures,
 								DatumGetCString(DirectFunctionCall1(timestamptz_out,
-																	TimestampTzGetDatum(backoff(at, r->t.failures - 1)))))));
+																	TimestampTzGetDatum(until))))));
 		}
 		else if (r != NULL)
 		{

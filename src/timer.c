@@ -10,9 +10,10 @@
  * (a request closed, a stage decided) or moves (the SLA clock pausing while
  * the request waits on its requester, and resuming at resubmit), and keeps
  * next_due, the earliest deadline that can fire, which approval.tick()
- * looks for through an index (tick.c).  timer_fire() fires, in time order,
- * whatever is due at the Req's time, through the transitions of engine.c;
- * the caller saves the Req like any other change.
+ * looks for through an index (tick.c).  timer_fire_next() fires the
+ * earliest deadline due at the Req's time, through the transitions of
+ * engine.c, and timer_defer() puts off one whose firing failed; the caller
+ * saves the Req like any other change.
  *
  * The clocks: "sla", "escalate_after"/"escalate_every" and stage
  * "timeout" run on the workflow's business calendar when it names one
@@ -30,10 +31,23 @@
 
 /* ---------- the clocks ---------- */
 
+/* timestamptz + interval, as in SQL */
+static TimestampTz
+wall_add(TimestampTz start, const Interval *amount)
+{
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(start),
+												   IntervalPGetDatum(amount)));
+}
+
 static TimestampTz
 clock_add(Req *r, TimestampTz start, const Interval *amount)
 {
-	if (r->wf->calendar != NULL && amount->month != 0)
+	Interval	rest;
+
+	if (r->wf->calendar == NULL)
+		return wall_add(start, amount);
+	if (amount->month != 0)
 	{
 		/*
 		 * Months have no business meaning; 0.4.0 refuses them on a calendar,
@@ -41,20 +55,14 @@ clock_add(Req *r, TimestampTz start, const Interval *amount)
 		 * then the rest in business time.
 		 */
 		Interval	months = {0};
-		Interval	rest = *amount;
 
 		months.month = amount->month;
+		start = wall_add(start, &months);
+		rest = *amount;
 		rest.month = 0;
-		start = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														TimestampTzGetDatum(start),
-														IntervalPGetDatum(&months)));
-		return approval_business_add(r->wf->calendar, start, &rest);
+		amount = &rest;
 	}
-	if (r->wf->calendar != NULL)
-		return approval_business_add(r->wf->calendar, start, amount);
-	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-												   TimestampTzGetDatum(start),
-												   IntervalPGetDatum(amount)));
+	return approval_business_add(r->wf->calendar, start, amount);
 }
 
 /* Business (or wall-clock) microseconds in [since, until) */
@@ -190,15 +198,13 @@ plan_new(Req *r)
 	if (wf->escalate_after != NULL && wf->escalate_to != NULL)
 		r->t.escalate_at = clock_add(r, start, wf->escalate_after);
 	if (wf->expires_after != NULL)
-		r->t.expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-																  TimestampTzGetDatum(start),
-																  IntervalPGetDatum(wf->expires_after)));
+		r->t.expires_at = wall_add(start, wf->expires_after);
 }
 
 /*
  * Bring the deadlines up to date with the changes made to the Req, and
- * compute next_due.  Called by request_save() (and by timer_fire() between
- * firings); doing it twice at the same time changes nothing.
+ * compute next_due.  Called by request_save() (and by timer_fire_next()
+ * before it fires); doing it twice at the same time changes nothing.
  */
 void
 timer_plan(Req *r)
@@ -257,7 +263,7 @@ timer_plan(Req *r)
 	}
 
 	next = earliest(r, &kind, &stage);
-	if (next != r->t.next_due || r->is_new)
+	if (next != r->t.next_due)
 	{
 		r->t.next_due = next;
 		r->dirty = true;
@@ -299,14 +305,9 @@ escalate(Req *r, StageRow *only, const char *by)
 	for (int i = 0; i < r->nstages; i++)
 	{
 		StageRow   *s = &r->stages[i];
-		ListCell   *lc;
-		bool		present = false;
-
 		if (s->state != STAGE_ACTIVE || (only != NULL && s != only))
 			continue;
-		foreach(lc, s->targets)
-			present |= strcmp(lfirst(lc), target) == 0;
-		if (!present)
+		if (!approval_list_has(s->targets, target))
 		{
 			s->targets = lappend(s->targets, target);
 			s->added_targets = lappend(s->added_targets, target);
@@ -326,15 +327,14 @@ escalate(Req *r, StageRow *only, const char *by)
 	request_event(r, "escalated", aj_finish(&j), only ? only->stage : NULL, list_make1(target));
 }
 
-/* The next escalation after one that was due at "was" */
+/* The next escalation after one that was due at "was" (timer_plan caps them) */
 static void
 plan_next_escalation(Req *r, TimestampTz was)
 {
 	WorkflowDef *wf = r->wf;
 
 	r->t.escalate_at = NO_DEADLINE;
-	if (wf->escalate_every == NULL ||
-		(wf->escalate_max > 0 && r->t.escalations >= wf->escalate_max))
+	if (wf->escalate_every == NULL)
 		return;
 	r->t.escalate_at = clock_add(r, was, wf->escalate_every);
 	/* a tick that comes late fires one escalation, not all it missed */

@@ -456,7 +456,7 @@ static TimestampTz hint_pending = DT_NOEND;
  * earlier; returns its latch when it must be woken.  Under the spinlock.
  */
 static Latch *
-lower_wake(TimestampTz due, bool write)
+lower_wake(TimestampTz due)
 {
 	WorkerShared *s = approval_worker_shared;
 	Latch	   *latch = NULL;
@@ -469,8 +469,7 @@ lower_wake(TimestampTz due, bool write)
 		if (!sl->in_use || sl->pid == 0 || sl->latch == NULL ||
 			sl->dboid != MyDatabaseId || due >= sl->wake_at)
 			continue;
-		if (write)
-			sl->wake_at = due;
+		sl->wake_at = due;
 		latch = sl->latch;
 	}
 	SpinLockRelease(&s->mutex);
@@ -489,7 +488,7 @@ hint_at_end(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 			hint_pending = DT_NOEND;
-			latch = lower_wake(due, true);
+			latch = lower_wake(due);
 			if (latch != NULL)
 				SetLatch(latch);
 			break;
@@ -507,8 +506,8 @@ hint_at_end(XactEvent event, void *arg)
 /*
  * The current transaction makes a deadline at next_due: if this database's
  * worker would sleep past it, wake the worker when the transaction commits.
- * Does nothing when the library is not preloaded, or no worker watches this
- * database.  Takes only the spinlock and cannot fail.
+ * Does nothing when the library is not preloaded; the commit compares the
+ * deadline with the worker's wake-up, under the spinlock.  Cannot fail.
  */
 void
 approval_worker_hint(TimestampTz next_due)
