@@ -20,6 +20,9 @@ OBJS = \
 	src/graph.o \
 	src/condition.o \
 	src/event.o \
+	src/horizon.o \
+	src/notify.o \
+	src/relay.o \
 	src/target.o \
 	src/request.o \
 	src/engine.o \
@@ -63,7 +66,7 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): src/approval.h src/engine.h src/calendar.h
-src/launcher.o src/worker.o: src/worker.h
+src/launcher.o src/worker.o src/relay.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

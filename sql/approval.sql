@@ -453,7 +453,12 @@ CREATE TABLE approval.event (
     kind        text NOT NULL,      -- one of the kinds of DESIGN §7, written by the engine only
     actor       text,
     data        jsonb NOT NULL DEFAULT '{}',
-    hash        bytea NOT NULL
+    hash        bytea NOT NULL,
+    -- what a listener is told (not hashed): the request's state once the
+    -- event happened, the stage it concerns, who must act next
+    state       text,
+    stage       text,
+    targets     text[]
 );
 CREATE INDEX event_request ON approval.event (request_id, seq);
 
@@ -607,13 +612,20 @@ CREATE TABLE approval.subscriber (
     last_seq  bigint NOT NULL DEFAULT 0
 );
 
+-- Gapless: the events after the cursor "seq" that every writer has finished
+-- with (a transaction still writing holds back its events and all later
+-- ones), read as of the call whatever the isolation level; as the caller
+-- may see them.
 CREATE FUNCTION approval.events_after(seq bigint, max integer DEFAULT 1000)
     RETURNS SETOF approval.event
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT e.* FROM approval.event e
-          WHERE e.seq OPERATOR(pg_catalog.>) events_after.seq
-          ORDER BY e.seq LIMIT events_after.max $$;
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approval_events_after';
+
+-- The object a listener prints for an event of events_after(): its
+-- notification (DESIGN §7) with its data.
+CREATE FUNCTION approval.event_json(e approval.event) RETURNS json
+    LANGUAGE c STABLE STRICT
+    AS 'MODULE_PATHNAME', 'approval_event_json';
 
 CREATE FUNCTION approval.ack(name text, seq bigint) RETURNS void
     LANGUAGE sql VOLATILE
@@ -875,7 +887,7 @@ GRANT EXECUTE ON FUNCTION
     approval.request_changes(bigint, text), approval.resubmit(bigint, jsonb, text),
     approval.cancel(bigint, text), approval.comment(bigint, text),
     approval.delegate(text, timestamptz, timestamptz, text), approval.revoke_delegation(bigint),
-    approval.events_after(bigint, integer),
+    approval.events_after(bigint, integer), approval.event_json(approval.event),
     approval.route(jsonb, text), approval.preview(text, jsonb, text),
     approval.business_add(timestamptz, interval, text),
     approval.business_elapsed(timestamptz, timestamptz, text)

@@ -233,6 +233,14 @@ SELECT id AS parallel FROM reqs WHERE label = 'parallel' \gset
 SET ROLE regress_alice;
 SELECT count(*) > 0 AS own, bool_and(request_id <> :parallel) AS not_franks
   FROM approval.events_after(:s0);
+-- max counts the rows she may see
+SELECT array_agg(seq ORDER BY seq) = (SELECT array_agg(seq) FROM (SELECT seq FROM approval.event
+                                       WHERE seq > :s0 ORDER BY seq LIMIT 2) x) AS her_first_two
+  FROM approval.events_after(:s0, 2);
+RESET ROLE;
+SET ROLE regress_admin;
+SELECT (SELECT count(*) FROM approval.events_after(:s0))
+     = (SELECT count(*) FROM approval.event WHERE seq > :s0) AS admin_gets_all;
 RESET ROLE;
 SET ROLE regress_outsider;
 SELECT count(*) AS outsider FROM approval.events_after(:s0);

@@ -19,12 +19,34 @@
 PG_MODULE_MAGIC;
 
 char	   *approval_actor = NULL;
-bool		approval_notify = true;
+int			approval_notify = APPROVAL_NOTIFY_COMMIT;
+int			approval_notify_payload = APPROVAL_PAYLOAD_FULL;
 char	   *approval_notify_channel = NULL;
 char	   *approval_databases = NULL;
 int			approval_tick_interval = 1000;
 
 void		_PG_init(void);
+
+/* approval.notify; "on" and "off" are what it took when it was a boolean */
+static const struct config_enum_entry notify_options[] = {
+	{"commit", APPROVAL_NOTIFY_COMMIT, false},
+	{"relay", APPROVAL_NOTIFY_RELAY, false},
+	{"off", APPROVAL_NOTIFY_OFF, false},
+	{"on", APPROVAL_NOTIFY_COMMIT, true},
+	{"true", APPROVAL_NOTIFY_COMMIT, true},
+	{"false", APPROVAL_NOTIFY_OFF, true},
+	{"yes", APPROVAL_NOTIFY_COMMIT, true},
+	{"no", APPROVAL_NOTIFY_OFF, true},
+	{"1", APPROVAL_NOTIFY_COMMIT, true},
+	{"0", APPROVAL_NOTIFY_OFF, true},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry payload_options[] = {
+	{"full", APPROVAL_PAYLOAD_FULL, false},
+	{"minimal", APPROVAL_PAYLOAD_MINIMAL, false},
+	{NULL, 0, false}
+};
 
 static bool
 check_notify_channel(char **newval, void **extra, GucSource source)
@@ -74,14 +96,27 @@ _PG_init(void)
 							   0,
 							   NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("approval.notify",
-							 "Send every event with pg_notify as well as writing it to the log.",
-							 "Turn off where listeners read approval.events_after() instead: "
-							 "a notifying transaction takes a global lock at commit.  "
+	DefineCustomEnumVariable("approval.notify",
+							 "When events are sent with pg_notify: commit, relay or off.",
+							 "commit: by each transaction at its commit, which takes a "
+							 "database-wide lock; relay: by the background worker shortly "
+							 "after commit; off: never (listeners read approval.events_after()).  "
 							 "Superuser-set (ALTER DATABASE/ROLE ... SET), so no user can "
 							 "silence the notifications of their own requests.",
 							 &approval_notify,
-							 true,
+							 APPROVAL_NOTIFY_COMMIT,
+							 notify_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("approval.notify_payload",
+							 "What a notification says: full or minimal.",
+							 "minimal sends only seq, kind and request: any role can LISTEN, "
+							 "so a listener then reads the rest through row-level security.",
+							 &approval_notify_payload,
+							 APPROVAL_PAYLOAD_FULL,
+							 payload_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
@@ -119,5 +154,6 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("approval");
 #endif
 
+	approval_horizon_init();
 	approval_worker_init();
 }

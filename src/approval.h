@@ -22,6 +22,7 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
+#include "utils/snapshot.h"
 #include "utils/timestamp.h"
 
 /* SQLSTATEs of class AP (DESIGN §9) */
@@ -46,7 +47,23 @@
 
 /* GUCs (approval.c) */
 extern char *approval_actor;
-extern bool approval_notify;
+/* approval.notify: when events are sent with NOTIFY */
+typedef enum ApprovalNotifyMode
+{
+	APPROVAL_NOTIFY_OFF,
+	APPROVAL_NOTIFY_COMMIT,		/* by the writing transaction, at its commit */
+	APPROVAL_NOTIFY_RELAY		/* by the background worker, after commit */
+} ApprovalNotifyMode;
+
+/* approval.notify_payload: what a notification says */
+typedef enum ApprovalPayloadMode
+{
+	APPROVAL_PAYLOAD_FULL,
+	APPROVAL_PAYLOAD_MINIMAL	/* seq, kind and request only */
+} ApprovalPayloadMode;
+
+extern int	approval_notify;
+extern int	approval_notify_payload;
 extern char *approval_notify_channel;
 extern char *approval_databases;
 extern int	approval_tick_interval;
@@ -85,11 +102,13 @@ extern void approval_not_found(int64 request_id) pg_attribute_noreturn();
 
 /* ---- spi_util.c: prepared statements kept for the backend's life ---- */
 
+#define APPROVAL_PLAN_MAX_ARGS 40
+
 typedef struct ApprovalPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[32];
+	Oid			argtypes[APPROVAL_PLAN_MAX_ARGS];
 	SPIPlanPtr	plan;
 } ApprovalPlan;
 
@@ -254,6 +273,37 @@ extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char 
 							   List *targets);
 extern bytea *approval_events_seal(ApprovalEvents *ev);
 extern void approval_events_write(ApprovalEvents *ev);
+
+/* ---- horizon.c: the gapless cursor of the event log ---- */
+
+extern void approval_horizon_init(void);
+extern int64 approval_event_next_seq(void);
+extern void approval_event_relay(void);
+extern int64 approval_event_horizon(Snapshot *snap);
+
+/* ---- notify.c: what a listener is told of an event ---- */
+
+typedef struct ApprovalNote
+{
+	int64		seq;
+	const char *kind;
+	int64		request;
+	const char *workflow;
+	const char *state;			/* the request's, once the event happened */
+	const char *stage;
+	const char *actor;
+	List	   *targets;		/* C strings: who must act next */
+	TimestampTz at;
+	Jsonb	   *data;			/* NULL: not in the object */
+} ApprovalNote;
+
+extern char *approval_note_json(const ApprovalNote *n, bool minimal, int limit);
+extern void approval_note_send(const ApprovalNote *n);
+
+/* ---- relay.c: approval.notify = relay ---- */
+
+extern bool approval_relay_available(void);
+extern void approval_relay_committed(int64 first_seq, bool relayed);
 
 /* ---- launcher.c, worker.c: the background worker (DESIGN §6) ---- */
 

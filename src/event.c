@@ -2,7 +2,9 @@
  *
  * event.c
  *	  The event log: one row per state change, chained per request with
- *	  sha256, sent live with pg_notify, and verified by verify_audit().
+ *	  sha256, sent live with pg_notify (notify.c: at commit, or relayed by
+ *	  the worker, relay.c), and verified by verify_audit().  The seqs come
+ *	  from horizon.c, which keeps the cursor of events_after() gapless.
  *
  * An operation collects its events in an ApprovalEvents buffer while it holds
  * the request's row lock, and writes them with one INSERT at the end.  Each
@@ -12,7 +14,9 @@
  *			kind || NUL || actor || NUL || data as jsonb text)
  *
  * with the integers in big-endian.  Because every writer holds the request's
- * row lock, the chain order is the seq order.
+ * row lock, the chain order is the seq order.  The state, stage and targets
+ * stored with an event are what its notification tells a listener; they are
+ * not part of the hash.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,24 +24,16 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "commands/sequence.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/datetime.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
-
-#define NOTIFY_LIMIT 7900		/* NOTIFY refuses 8000 bytes and more */
-#define NOTIFY_FIELD_MAX 200	/* longest name copied into a notification */
 
 typedef struct PendingEvent
 {
@@ -47,7 +43,7 @@ typedef struct PendingEvent
 	const char *actor;
 	Jsonb	   *data;
 	bytea	   *hash;
-	const char *state;			/* for the notification */
+	const char *state;			/* for listeners (not hashed) */
 	const char *stage;
 	List	   *targets;
 } PendingEvent;
@@ -58,7 +54,10 @@ typedef struct PendingEvent
  * kept statement per row count, its text made the first time it is needed.
  */
 #define EVENTS_PER_INSERT 4
-#define EVENT_COLUMNS 7
+#define EVENT_COLUMNS 10
+
+StaticAssertDecl(EVENTS_PER_INSERT * EVENT_COLUMNS <= APPROVAL_PLAN_MAX_ARGS,
+				 "the multi-row INSERT of events has too many parameters");
 
 static ApprovalPlan insert_events_plans[EVENTS_PER_INSERT];
 
@@ -66,7 +65,8 @@ static ApprovalPlan *
 insert_events_plan(int rows)
 {
 	static const Oid types[EVENT_COLUMNS] =
-	{INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID};
+	{INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, JSONBOID, BYTEAOID,
+	TEXTOID, TEXTOID, TEXTARRAYOID};
 	ApprovalPlan *p = &insert_events_plans[rows - 1];
 
 	if (p->sql == NULL)
@@ -75,7 +75,7 @@ insert_events_plan(int rows)
 		StringInfoData buf;
 
 		initStringInfo(&buf);
-		appendStringInfoString(&buf, "INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash) VALUES ");
+		appendStringInfoString(&buf, "INSERT INTO approval.event (seq, request_id, at, kind, actor, data, hash, state, stage, targets) VALUES ");
 		for (int r = 0; r < rows; r++)
 		{
 			appendStringInfoString(&buf, r > 0 ? ", (" : "(");
@@ -143,92 +143,6 @@ event_hash(const bytea *prev, int64 seq, int64 request_id, TimestampTz at,
 	return result;
 }
 
-/* ---------- notifications ---------- */
-
-static void
-json_field(StringInfo buf, const char *key, const char *value)
-{
-	appendStringInfoChar(buf, buf->len > 1 ? ',' : '{');
-	escape_json(buf, key);
-	appendStringInfoChar(buf, ':');
-	if (value == NULL)
-		appendStringInfoString(buf, "null");
-	else
-	{
-		int			len = strlen(value);
-
-		if (len > NOTIFY_FIELD_MAX)
-		{
-			char	   *clipped = pnstrdup(value, pg_mbcliplen(value, len, NOTIFY_FIELD_MAX));
-
-			escape_json(buf, clipped);
-			pfree(clipped);
-		}
-		else
-			escape_json(buf, value);
-	}
-}
-
-/*
- * The compact notification of DESIGN §7.  Never the payload; the targets
- * are cut short (and "targets_truncated" set) to stay under NOTIFY's limit.
- */
-static char *
-notify_payload(const ApprovalEvents *ev, const PendingEvent *pe,
-			   const char *state, const char *stage, List *targets)
-{
-	StringInfoData buf;
-	char		seqbuf[32];
-	char		idbuf[32];
-	char		atbuf[MAXDATELEN + 1];
-	int			ntargets = list_length(targets);
-
-	for (;;)
-	{
-		ListCell   *lc;
-		int			i = 0;
-
-		initStringInfo(&buf);
-		appendStringInfoChar(&buf, '{');
-		snprintf(seqbuf, sizeof(seqbuf), INT64_FORMAT, pe->seq);
-		snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, ev->request_id);
-		appendStringInfo(&buf, "\"seq\":%s", seqbuf);
-		json_field(&buf, "kind", pe->kind);
-		appendStringInfo(&buf, ",\"request\":%s", idbuf);
-		json_field(&buf, "workflow", ev->workflow);
-		json_field(&buf, "state", state);
-		json_field(&buf, "stage", stage);
-		json_field(&buf, "actor", pe->actor);
-		appendStringInfoString(&buf, ",\"targets\":");
-		if (targets == NIL)
-			appendStringInfoString(&buf, "null");
-		else
-		{
-			appendStringInfoChar(&buf, '[');
-			foreach(lc, targets)
-			{
-				if (i >= ntargets)
-					break;
-				if (i++ > 0)
-					appendStringInfoChar(&buf, ',');
-				escape_json(&buf, (char *) lfirst(lc));
-			}
-			appendStringInfoChar(&buf, ']');
-			if (ntargets < list_length(targets))
-				appendStringInfoString(&buf, ",\"targets_truncated\":true");
-		}
-		JsonEncodeDateTime(atbuf, TimestampTzGetDatum(pe->at), TIMESTAMPTZOID, NULL);
-		json_field(&buf, "at", atbuf);
-		appendStringInfoChar(&buf, '}');
-
-		if (buf.len < NOTIFY_LIMIT || ntargets == 0)
-			return buf.data;
-		/* too long: keep fewer targets and try again */
-		pfree(buf.data);
-		ntargets = ntargets / 2;
-	}
-}
-
 /* ---------- the buffer ---------- */
 
 /*
@@ -281,7 +195,7 @@ approval_events_seal(ApprovalEvents *ev)
 
 		if (pe->hash != NULL)
 			continue;
-		pe->seq = nextval_internal(approval_relid("event_seq"), false);
+		pe->seq = approval_event_next_seq();
 		pe->at = GetCurrentTransactionStartTimestamp();
 		pe->hash = event_hash(ev->prev_hash, pe->seq, ev->request_id, pe->at,
 							  pe->kind, pe->actor, pe->data);
@@ -322,17 +236,34 @@ approval_events_write(ApprovalEvents *ev)
 			nulls[r * EVENT_COLUMNS + 4] = pe->actor ? ' ' : 'n';
 			a[5] = JsonbPGetDatum(pe->data);
 			a[6] = PointerGetDatum(pe->hash);
+			a[7] = pe->state ? CStringGetTextDatum(pe->state) : (Datum) 0;
+			nulls[r * EVENT_COLUMNS + 7] = pe->state ? ' ' : 'n';
+			a[8] = pe->stage ? CStringGetTextDatum(pe->stage) : (Datum) 0;
+			nulls[r * EVENT_COLUMNS + 8] = pe->stage ? ' ' : 'n';
+			a[9] = pe->targets ? PointerGetDatum(approval_text_array(pe->targets)) : (Datum) 0;
+			nulls[r * EVENT_COLUMNS + 9] = pe->targets ? ' ' : 'n';
 		}
 		approval_exec(insert_events_plan(rows), args, nulls, false, 0);
 	}
 
-	if (approval_notify)
+	if (approval_notify == APPROVAL_NOTIFY_RELAY && approval_relay_available())
+		approval_event_relay();
+	else if (approval_notify != APPROVAL_NOTIFY_OFF)
 		foreach(lc, ev->pending)
 		{
 			PendingEvent *pe = lfirst(lc);
+			ApprovalNote n = {0};
 
-			Async_Notify(approval_notify_channel,
-						 notify_payload(ev, pe, pe->state, pe->stage, pe->targets));
+			n.seq = pe->seq;
+			n.kind = pe->kind;
+			n.request = ev->request_id;
+			n.workflow = ev->workflow;
+			n.state = pe->state;
+			n.stage = pe->stage;
+			n.actor = pe->actor;
+			n.targets = pe->targets;
+			n.at = pe->at;
+			approval_note_send(&n);
 		}
 	ev->pending = NIL;
 }

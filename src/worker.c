@@ -5,7 +5,9 @@
  *	  approval.tick() and sleeps on its latch until the next deadline
  *	  (approval.next_due()) or approval.tick_interval, whichever is sooner;
  *	  and approval_worker_hint(), with which a commit that makes an earlier
- *	  deadline wakes it.
+ *	  deadline wakes it.  Woken by a commit whose events are to be relayed
+ *	  (approval.notify = relay), it sends their notifications (relay.c) in
+ *	  a transaction of its own, between ticks.
  *
  * Started by the launcher (launcher.c) with the database in bgw_extra and
  * its slot in bgw_main_arg.  Each round is one transaction: it checks, by
@@ -71,7 +73,11 @@ typedef struct WorkerState
 	TimestampTz tick_at;		/* the "at" of the last tick: its now() */
 	int			failures;		/* rounds in a row that failed */
 	int			backoff_ms;		/* the wait after the last failure */
+	TimestampTz relay_at;		/* no relay before this (after a failure) */
 } WorkerState;
+
+/* a relay of notifications that failed is tried again after this */
+#define RELAY_RETRY_MS 1000
 
 static WorkerArgs args;
 static int	my_slot = -1;
@@ -297,6 +303,58 @@ run_round(WorkerState *st)
 }
 
 /*
+ * One transaction: send the notifications of newly committed events
+ * (approval.notify = relay, relay.c).  A failure is logged; the same events
+ * are relayed again a second later.
+ */
+static void
+run_relay(WorkerState *st)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	RelayRound	round;
+	volatile bool ok = true;
+
+	memset(&round, 0, sizeof(round));
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		approval_spi_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "approval: relaying notifications");
+		(void) approval_relay_send(slot(), &round);
+		approval_spi_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		HOLD_INTERRUPTS();
+		AbortOutOfAnyTransaction();
+		RESUME_INTERRUPTS();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		ok = false;
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("approval worker: relaying notifications failed in database \"%s\": %s",
+						args.dbname, edata->message),
+				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 errhint("The worker relays the same events again in %d ms.", RELAY_RETRY_MS)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	approval_relay_done(slot(), &round, ok);
+	if (!ok)
+		st->relay_at = GetCurrentTimestamp() + (int64) RELAY_RETRY_MS * 1000;
+}
+
+/*
  * When to run the next round: after tick_interval at the latest (a second
  * at least while the extension is not ready), at the next deadline if that
  * is sooner, right away after a full batch.  A deadline that came due
@@ -379,6 +437,7 @@ approval_worker_main(Datum main_arg)
 	for (;;)
 	{
 		TimestampTz now;
+		TimestampTz wake;
 		long		ms;
 		int			rc;
 
@@ -432,7 +491,30 @@ approval_worker_main(Datum main_arg)
 			next = publish_wake(next_round(&st, now));
 		}
 
-		ms = next > now ? (long) ((next - now + 999) / 1000) : 0;
+		wake = next;
+		if (approval_relay_pending(slot()))
+		{
+			if (now >= st.relay_at)
+			{
+				MemoryContext old;
+
+				MemoryContextReset(round_cxt);
+				old = MemoryContextSwitchTo(round_cxt);
+				in_round = true;
+				if (ShutdownRequestPending)
+				{
+					exit_reason = WORKER_EXIT_STOPPED;
+					break;
+				}
+				run_relay(&st);
+				in_round = false;
+				MemoryContextSwitchTo(old);
+				continue;
+			}
+			wake = Min(wake, st.relay_at);
+		}
+
+		ms = wake > now ? (long) ((wake - now + 999) / 1000) : 0;
 		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					   Min(ms, WORKER_CHECK_MS), PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)

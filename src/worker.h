@@ -5,7 +5,7 @@
  *	  watched database, given out by the launcher (launcher.c), filled in by
  *	  that database's worker (worker.c: who it is, when it wakes next) and
  *	  read by any backend whose commit may have to wake that worker
- *	  (approval_worker_hint).
+ *	  (approval_worker_hint, and the relay of notifications: relay.c).
  *
  * Every field is read and written under the spinlock, which is held for a
  * few instructions at a time: no code that can fail or sleep runs under it.
@@ -59,6 +59,13 @@ typedef struct WorkerSlot
 	TimestampTz wake_at;		/* when the worker wakes next; DT_NOEND while
 								 * it ticks */
 	WorkerExit	exit;			/* why its last worker left */
+
+	/* the relay of notifications (relay.c; approval.notify = relay) */
+	int64		relay_low;		/* relay from this seq on, now; 0: nothing to */
+	int64		relay_cursor;	/* the last seq it sent */
+	int64		relay_waiting;	/* it stopped at this horizon: relay again when
+								 * a writer ends; 0: it did not */
+	uint64		relay_ends;		/* writers that ended, counted */
 } WorkerSlot;
 
 typedef struct WorkerShared
@@ -80,6 +87,20 @@ typedef struct WorkerArgs
 extern WorkerShared *approval_worker_shared;
 
 extern bool approval_database_wanted(Oid dboid);
+/* One relay of notifications by the worker (relay.c) */
+typedef struct RelayRound
+{
+	int64		low;			/* relay_low, taken: 0 when nothing was to do */
+	int64		start;			/* it sent the events after this seq ... */
+	int64		horizon;		/* ... and below this one */
+	int64		last;			/* the last seq it sent (start: none) */
+	int			sent;
+	uint64		ends;			/* relay_ends when it started */
+} RelayRound;
+
+extern bool approval_relay_pending(WorkerSlot *slot);
+extern bool approval_relay_send(WorkerSlot *slot, RelayRound *round);
+extern void approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok);
 extern void approval_worker_hint_init(void);
 
 extern PGDLLEXPORT void approval_launcher_main(Datum main_arg);

@@ -22,7 +22,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(93);
+SELECT plan(97);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 
@@ -397,7 +397,7 @@ RESET ROLE;
 -- 5. Superuser-set notification settings
 -- ---------------------------------------------------------------------------
 SELECT is((SELECT context FROM pg_settings WHERE name = s), 'superuser', format('%s is superuser-set', s))
-  FROM unnest(ARRAY['approval.notify', 'approval.notify_channel']) AS s;
+  FROM unnest(ARRAY['approval.notify', 'approval.notify_channel', 'approval.notify_payload']) AS s;
 
 SET LOCAL ROLE ap_s_eve;
 SELECT throws_ok('SET approval.notify = off', '42501', NULL, 'an approval_user cannot SET approval.notify');
@@ -411,7 +411,14 @@ SELECT throws_ok($$SELECT set_config('approval.notify_channel', 'x', false)$$, '
 SELECT throws_ok($$CREATE FUNCTION pg_temp.quiet() RETURNS int LANGUAGE sql
                    SET approval.notify = off AS 'SELECT 1'$$, '42501', NULL,
                  'an approval_user cannot make a function that sets approval.notify');
-SELECT is(current_setting('approval.notify') || '/' || current_setting('approval.notify_channel'), 'on/approval',
+SELECT throws_ok($$SET approval.notify = relay$$, '42501', NULL,
+                 'an approval_user cannot SET approval.notify = relay');
+SELECT throws_ok($$SET approval.notify_payload = full$$, '42501', NULL,
+                 'an approval_user cannot SET approval.notify_payload');
+SELECT throws_ok($$SELECT set_config('approval.notify_payload', 'minimal', true)$$, '42501', NULL,
+                 'an approval_user cannot set_config approval.notify_payload');
+SELECT is(current_setting('approval.notify') || '/' || current_setting('approval.notify_channel')
+          || '/' || current_setting('approval.notify_payload'), 'commit/approval/full',
           'the settings are unchanged');
 RESET ROLE;
 SET LOCAL ROLE ap_s_admin;

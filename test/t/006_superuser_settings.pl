@@ -42,8 +42,8 @@ my $show = q{
 	$show
 }, extra_params => [ '-U', 's_eve' ]);
 is($ret, 0, 'a user sets the placeholders before the library is loaded') or diag($err);
-is($out, "elsewhere\neve\non\napproval",
-	'once the library is loaded, the user\'s session has the defaults: notify on, channel approval');
+is($out, "elsewhere\neve\ncommit\napproval",
+	'once the library is loaded, the user\'s session has the defaults: notify commit, channel approval');
 like($err, qr/permission denied to set parameter "approval\.notify"/,
 	'the user is warned that approval.notify was not set');
 
@@ -53,7 +53,7 @@ like($err, qr/permission denied to set parameter "approval\.notify"/,
 	($ret, $out, $err) = $node->psql('postgres', $show, extra_params => [ '-U', 's_eve' ]);
 }
 is($ret, 0, 'a user connects with approval.notify=off in the options') or diag($err);
-is($out, "eve\non\napproval", 'options of a user\'s connection do not set them either');
+is($out, "eve\ncommit\napproval", 'options of a user\'s connection do not set them either');
 
 # once loaded, SET is refused outright
 ($ret, $out, $err) = $node->psql(

@@ -1,0 +1,212 @@
+/*-------------------------------------------------------------------------
+ *
+ * relay.c
+ *	  approval.notify = relay (DESIGN §7): decisions write only the log, and
+ *	  the background worker of their database sends the notifications of
+ *	  newly committed events shortly after, so that no decision's commit
+ *	  takes NOTIFY's database-wide lock.
+ *
+ * A transaction that wrote events to be relayed says so at commit, in its
+ * database's worker slot (relay_low: relay from this seq on) and sets the
+ * worker's latch.  The worker then reads, in one transaction, the events
+ * after the last one it sent and below the horizon of the event log
+ * (horizon.c), and notifies them, in seq order: relayed notifications come
+ * in cursor order, with no gaps.  When the horizon stopped it (a writer was
+ * still running), it notes where (relay_waiting) and relays again when any
+ * writer of events ends; relay_ends, counted by every writer that ends,
+ * tells it whether one ended while it was reading.
+ *
+ * Events written with approval.notify = relay while no worker runs for the
+ * database are notified at their commit instead, so they are not lost.
+ * Notifications are best effort, as NOTIFY is: a relay that fails is tried
+ * again, but one worker that is replaced may lose what it had not sent.
+ * Listeners find every event in the log (events_after()).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "approval.h"
+#include "worker.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/snapmgr.h"
+
+/* notifications one relay transaction sends at most */
+#define RELAY_BATCH 1000
+
+static ApprovalPlan relay_plan = {
+	"SELECT e.seq, e.kind, e.request_id, r.workflow, e.state, e.stage, e.actor, e.targets, e.at"
+	"  FROM approval.event e LEFT JOIN approval.request r ON r.id = e.request_id"
+	" WHERE e.seq > $1 AND e.seq < $2"
+	" ORDER BY e.seq LIMIT $3",
+	3, {INT8OID, INT8OID, INT8OID}
+};
+
+static int64
+seq_min(int64 a, int64 b)
+{
+	if (a == 0)
+		return b;
+	if (b == 0)
+		return a;
+	return Min(a, b);
+}
+
+/* Whether a worker runs for the current database to relay its events */
+bool
+approval_relay_available(void)
+{
+	WorkerShared *s = approval_worker_shared;
+	bool		found = false;
+
+	if (s == NULL)
+		return false;
+	SpinLockAcquire(&s->mutex);
+	for (int i = 0; i < APPROVAL_MAX_DATABASES && !found; i++)
+		found = s->slots[i].in_use && s->slots[i].dboid == MyDatabaseId &&
+			s->slots[i].pid != 0;
+	SpinLockRelease(&s->mutex);
+	return found;
+}
+
+/*
+ * At the end of a transaction that wrote events (first_seq the lowest), once
+ * it has left the horizon: ask this database's worker to relay them
+ * ("relayed"), or to go on with a relay that waited for writers.  Cannot
+ * fail.
+ */
+void
+approval_relay_committed(int64 first_seq, bool relayed)
+{
+	WorkerShared *s = approval_worker_shared;
+	Latch	   *latch = NULL;
+
+	if (s == NULL || !OidIsValid(MyDatabaseId))
+		return;
+	SpinLockAcquire(&s->mutex);
+	for (int i = 0; i < APPROVAL_MAX_DATABASES; i++)
+	{
+		WorkerSlot *sl = &s->slots[i];
+		int64		low = relayed ? first_seq : 0;
+
+		if (!sl->in_use || sl->dboid != MyDatabaseId)
+			continue;
+		sl->relay_ends++;
+		if (sl->relay_waiting != 0)
+		{
+			low = seq_min(low, sl->relay_waiting);
+			sl->relay_waiting = 0;
+		}
+		if (low != 0)
+		{
+			sl->relay_low = seq_min(sl->relay_low, low);
+			latch = sl->latch;
+		}
+	}
+	SpinLockRelease(&s->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
+}
+
+/* Whether the worker of this slot has notifications to relay */
+bool
+approval_relay_pending(WorkerSlot *slot)
+{
+	WorkerShared *s = approval_worker_shared;
+	bool		pending;
+
+	SpinLockAcquire(&s->mutex);
+	pending = slot->relay_low != 0;
+	SpinLockRelease(&s->mutex);
+	return pending;
+}
+
+/*
+ * One relay, in the worker's transaction (SPI connected): notify the
+ * committed events after the last one sent, below the horizon.  Returns
+ * false when there was nothing to do.  The slot is brought up to date only
+ * once the transaction has committed (approval_relay_done).
+ */
+bool
+approval_relay_send(WorkerSlot *slot, RelayRound *round)
+{
+	WorkerShared *s = approval_worker_shared;
+	Snapshot	snap;
+	Datum		values[3];
+	int			rc;
+
+	memset(round, 0, sizeof(*round));
+	SpinLockAcquire(&s->mutex);
+	round->low = slot->relay_low;
+	slot->relay_low = 0;
+	round->start = Max(slot->relay_cursor, round->low - 1);
+	round->ends = slot->relay_ends;
+	SpinLockRelease(&s->mutex);
+	if (round->low == 0)
+		return false;
+
+	approval_exec_prepare(&relay_plan);
+	round->horizon = approval_event_horizon(&snap);
+	values[0] = Int64GetDatum(round->start);
+	values[1] = Int64GetDatum(round->horizon);
+	values[2] = Int64GetDatum(RELAY_BATCH);
+	rc = SPI_execute_snapshot(relay_plan.plan, values, NULL, snap, InvalidSnapshot,
+							  true, false, 0);
+	UnregisterSnapshot(snap);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "approval: relay query failed: %s", SPI_result_code_string(rc));
+
+	round->last = round->start;
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		ApprovalNote n = {0};
+		bool		isnull;
+		Datum		d;
+
+		n.seq = approval_getint64(i, 1);
+		n.kind = approval_gettext(i, 2);
+		n.request = approval_getint64(i, 3);
+		n.workflow = approval_gettext(i, 4);
+		n.state = approval_gettext(i, 5);
+		n.stage = approval_gettext(i, 6);
+		n.actor = approval_gettext(i, 7);
+		d = approval_getdatum(i, 8, &isnull);
+		n.targets = isnull ? NIL : approval_array_to_list(DatumGetArrayTypeP(d));
+		n.at = DatumGetTimestampTz(approval_getdatum(i, 9, &isnull));
+		approval_note_send(&n);
+		round->last = n.seq;
+	}
+	round->sent = (int) SPI_processed;
+	return true;
+}
+
+/*
+ * After the relay's transaction: "ok" when it committed (its notifications
+ * are sent), false when it failed (the same events are relayed again).
+ */
+void
+approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok)
+{
+	WorkerShared *s = approval_worker_shared;
+
+	if (round->low == 0)
+		return;
+	SpinLockAcquire(&s->mutex);
+	if (!ok)
+		slot->relay_low = seq_min(slot->relay_low, round->low);
+	else
+	{
+		slot->relay_cursor = Max(slot->relay_cursor, round->last);
+		if (round->sent == RELAY_BATCH)
+			slot->relay_low = seq_min(slot->relay_low, round->last + 1);
+		else if (round->horizon != PG_INT64_MAX)
+		{
+			/* stopped by a writer: go on when one ends, now if one did */
+			if (slot->relay_ends != round->ends)
+				slot->relay_low = seq_min(slot->relay_low, round->horizon);
+			else
+				slot->relay_waiting = seq_min(slot->relay_waiting, round->horizon);
+		}
+	}
+	SpinLockRelease(&s->mutex);
+}
