@@ -156,7 +156,8 @@ approval_relay_send(WorkerSlot *slot, RelayRound *round)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "approval: relay query failed: %s", SPI_result_code_string(rc));
 
-	round->last = round->start;
+	/* (what it skipped to never passes the horizon: those may be relayed yet) */
+	round->last = Min(round->start, round->horizon - 1);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		ApprovalNote n = {0};

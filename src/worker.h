@@ -93,7 +93,7 @@ typedef struct RelayRound
 	int64		low;			/* relay_low, taken: 0 when nothing was to do */
 	int64		start;			/* it sent the events after this seq ... */
 	int64		horizon;		/* ... and below this one */
-	int64		last;			/* the last seq it sent (start: none) */
+	int64		last;			/* the last seq it sent, or where it stopped */
 	int			sent;
 	uint64		ends;			/* relay_ends when it started */
 } RelayRound;
