@@ -16,12 +16,15 @@
 #   scale         the pages people open (my_pending, my_requests,
 #                 request_status, a count under row-level security) with a
 #                 million pending requests, in a database of their own
+#   delay         commit to delivery of a notification, approval.notify =
+#                 commit against relay, idle and under 8 approving clients
+#                 (tools/bench-relay.pl)
 #   time          tick() with a million open requests, firing due deadlines,
 #                 the worker's latency (tools/bench-time.sh, a database of
 #                 its own; its settings BENCH_TIME_* are passed on)
 #
 # The four engine workloads run with approval.notify (and plbench.notify) on
-# and off.  Every workload runs BENCH_RUNS times, interleaved, and the median
+# and off, and the extension's also with approval.notify = relay.  Every workload runs BENCH_RUNS times, interleaved, and the median
 # TPS is reported.  Settings (environment):
 #
 #   BENCH_SECONDS  length of one timed run (default 15)
@@ -38,6 +41,8 @@
 #   BENCH_SCALE_REQUESTS  pending requests of the "pages at scale" section
 #                  (default 1000000)
 #   BENCH_TIME     1 (default): the "Time" section (tools/bench-time.sh); 0: skip it
+#   BENCH_DELAY_SAMPLES  notifications timed per setting in the "Notifications"
+#                  section (default 300)
 #
 # PostgreSQL refuses to run as root, so as root this script runs itself again
 # as the "postgres" system user.  Everything but the report goes to a
@@ -57,6 +62,7 @@ BENCH_KEEP=${BENCH_KEEP:-0}
 BENCH_PROFILE=${BENCH_PROFILE:-1}
 BENCH_SCALE_REQUESTS=${BENCH_SCALE_REQUESTS:-1000000}
 BENCH_TIME=${BENCH_TIME:-1}
+BENCH_DELAY_SAMPLES=${BENCH_DELAY_SAMPLES:-300}
 CLIENTS=8
 JOBS=2
 SCALE=8
@@ -106,6 +112,7 @@ if [ "$(id -u)" -eq 0 ]; then
     cp "$script" "$tmp/src/tools/bench.sh"
     cp "$(dirname "$script")/lib.sh" "$tmp/src/tools/lib.sh"
     cp "$(dirname "$script")/bench-time.sh" "$tmp/src/tools/bench-time.sh"
+    cp "$(dirname "$script")/bench-relay.pl" "$tmp/src/tools/bench-relay.pl"
     cp -a "$root/test/bench" "$tmp/src/test/bench"
     chown -R postgres: "$tmp"
     chmod 700 "$tmp"
@@ -178,6 +185,7 @@ port = $port
 unix_socket_directories = '$tmp'
 shared_preload_libraries = 'approval,pg_cron'
 cron.database_name = 'postgres'
+approval.databases = 'bench'
 max_connections = 40
 shared_buffers = 512MB
 synchronous_commit = off
@@ -209,6 +217,16 @@ psql -U "$me" -d "$db" -f - <"$root/test/bench/setup.sql" >/dev/null
     { cat "$tmp/pgbench-init.log" >&2; die "pgbench -i failed"; }
 sql "VACUUM ANALYZE"
 
+# approval.notify = relay needs the worker in the database: the launcher
+# looks again at a listed database that was missing when it is reloaded
+sql "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 600); do
+    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'approval worker' AND datname = '$db'")" = 1 ] && break
+    sleep 0.1
+done
+[ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'approval worker' AND datname = '$db'")" = 1 ] ||
+    die "the background worker did not start in $db (approval.notify = relay needs it)"
+
 # pgbench reads its scripts itself: give it copies it can read
 cp "$root"/test/bench/*.sql "$tmp/"
 
@@ -221,7 +239,7 @@ last_submit_tps=0
 
 # approval.notify is superuser-set: the bench roles get it as a role
 # setting, which a new connection applies (plbench.notify is the client's).
-#   set_notify on|off
+#   set_notify on|off|relay|commit
 set_notify() {
     sql "ALTER ROLE bench_requester SET approval.notify = $1" >/dev/null
     sql "ALTER ROLE bench_approver SET approval.notify = $1" >/dev/null
@@ -235,6 +253,7 @@ pgbench_run() {
     out=$runs/$label.log
     case $notify in
         on|off) opts="-c plbench.notify=$notify"; set_notify "$notify" ;;
+        relay) opts="-c plbench.notify=off"; set_notify relay ;;
     esac
     sql "CHECKPOINT" >/dev/null
     local args=(-n -c "$CLIENTS" -j "$JOBS" -T "$secs" -U "$user")
@@ -289,7 +308,7 @@ engine_pair() {
     tps=$(pgbench_run "${engine}_submit_${notify}_$tag" "$secs" bench_requester "$notify" "${engine}_submit.sql")
     last_submit_tps=$tps
     [ "$record" = 1 ] && results[${engine}_submit_$notify]+="$tps "
-    printf '   %-12s notify=%-3s %10s tps\n' "${engine}_submit" "$notify" "$tps"
+    printf '   %-12s notify=%-5s %10s tps\n' "${engine}_submit" "$notify" "$tps"
 
     pool_ready "$engine" "$(pool_need "$engine" "$secs")"
     tps=$(pgbench_run "${engine}_approve_${notify}_$tag" "$secs" bench_approver "$notify" "${engine}_approve.sql")
@@ -297,7 +316,7 @@ engine_pair() {
         best_approve[$engine]=$tps
     fi
     [ "$record" = 1 ] && results[${engine}_approve_$notify]+="$tps "
-    printf '   %-12s notify=%-3s %10s tps\n' "${engine}_approve" "$notify" "$tps"
+    printf '   %-12s notify=%-5s %10s tps\n' "${engine}_approve" "$notify" "$tps"
 }
 
 tpcb_run() {
@@ -326,6 +345,8 @@ for ((r = 1; r <= BENCH_RUNS; r++)); do
     else
         order="pl:off ext:off pl:on ext:on"
     fi
+    # relay: the extension only (plbench has no worker)
+    order="${order/ext:off/ext:off ext:relay}"
     for pair in $order; do
         engine_pair "${pair%%:*}" "${pair##*:}" "$BENCH_SECONDS" 1 "r$r"
     done
@@ -356,6 +377,43 @@ counts=$(sql "SELECT (SELECT count(*) FROM approval.request) || ' requests, '
                   || (SELECT count(*) FROM plbench.request WHERE state = 'approved') || ' approved, '
                   || (SELECT count(*) FROM plbench.event) || ' events (plbench)'")
 echo "   $counts; every hash chain verified, the events match the flow"
+
+# ---------------------------------------------------------------------------
+# The delay from commit to notification (issue 10: relayed, p99 < 50 ms)
+# ---------------------------------------------------------------------------
+# tools/bench-relay.pl submits one request at a time and times the arrival
+# of its first notification at a listener, with approval.notify = commit
+# (the baseline: sent by the writer's own commit) and relay (sent by the
+# worker after it), idle and while 8 clients approve with the same setting.
+say "notification delay: commit against relay, idle and under an approve load"
+declare -A delay
+dsn_l="dbi:Pg:dbname=$db;host=$tmp;port=$port;user=$me"
+dsn_w="dbi:Pg:dbname=$db;host=$tmp;port=$port;user=bench_requester"
+delay_run() {
+    local mode=$1 load=$2 key=$1_$2 pid=""
+    if [ "$load" = load ]; then
+        pool_ready ext "$(pool_need ext 25)"    # (with notify off)
+        set_notify "$mode"
+        "$bindir/pgbench" -n -c "$CLIENTS" -j "$JOBS" -T 25 -U bench_approver \
+            -f "$tmp/ext_approve.sql" "$db" >"$runs/delay-load-$mode.log" 2>&1 &
+        pid=$!
+        sleep 3
+    else
+        set_notify "$mode"
+    fi
+    delay[$key]=$(perl "$root/tools/bench-relay.pl" "$dsn_l" "$dsn_w" "$BENCH_DELAY_SAMPLES") ||
+        die "bench-relay.pl failed ($key)"
+    if [ -n "$pid" ]; then
+        wait "$pid" || { cat "$runs/delay-load-$mode.log" >&2; die "the approve load failed ($key)"; }
+        delay[${key}_tps]=$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$runs/delay-load-$mode.log" | head -n 1)
+    fi
+    printf '   %-6s %-5s median %s ms, p99 %s ms, max %s ms (%s samples)\n' "$mode" "$load" ${delay[$key]}
+}
+for load in idle load; do
+    for mode in commit relay; do
+        delay_run "$mode" "$load"
+    done
+done
 
 # ---------------------------------------------------------------------------
 # Routing among 1,000 workflows (issue: route in under 1 ms, 2x the SQL)
@@ -583,12 +641,19 @@ table="| workload | notify | TPS (median) | runs | × TPC-B-like | × PL/pgSQL |
 | TPC-B-like (pgbench built-in, -s $SCALE) | – | $(fmt "$tpcb") | $(runs_of "${results[tpcb]}") | 1.00 | – |"
 verdicts=""
 for op in submit approve; do
-    for notify in on off; do
+    for notify in on off relay; do
         ext=$(median "${results[ext_${op}_$notify]}")
-        pl=$(median "${results[pl_${op}_$notify]}")
-        table+="
+        if [ "$notify" = relay ]; then
+            # against plbench notifying at commit: both deliver notifications
+            pl=$(median "${results[pl_${op}_on]}")
+            table+="
+| **approval.$op()** | relay | **$(fmt "$ext")** | $(runs_of "${results[ext_${op}_$notify]}") | **$(ratio "$ext" "$tpcb")** | **$(ratio "$ext" "$pl")** (× plbench on) |"
+        else
+            pl=$(median "${results[pl_${op}_$notify]}")
+            table+="
 | **approval.$op()** | $notify | **$(fmt "$ext")** | $(runs_of "${results[ext_${op}_$notify]}") | **$(ratio "$ext" "$tpcb")** | **$(ratio "$ext" "$pl")** |
 | plbench.$op() (PL/pgSQL) | $notify | $(fmt "$pl") | $(runs_of "${results[pl_${op}_$notify]}") | $(ratio "$pl" "$tpcb") | 1.00 |"
+        fi
         v1="met"; meets "$ext" "$tpcb" 1.5 || v1="**not met**"
         v2="met"; meets "$ext" "$pl" 1.2 || v2="**not met**"
         verdicts+="| $op | $notify | $(ratio "$ext" "$tpcb") (≥ 1.5: $v1) | $(ratio "$ext" "$pl") (≥ 1.2: $v2) |
@@ -626,6 +691,23 @@ ${scale_plan[$page]}
 "
 done
 
+delay_table=""
+for load in idle load; do
+    for mode in commit relay; do
+        read -r d_med d_p99 d_max d_n <<<"${delay[${mode}_$load]}"
+        read -r c_med c_p99 c_max c_n <<<"${delay[commit_$load]}"
+        goal=""
+        if [ "$mode" = relay ]; then
+            goal=" (< 50 ms: met)"
+            awk -v p="$d_p99" 'BEGIN { exit !(p < 50) }' || goal=" (< 50 ms: **not met**)"
+        fi
+        tps=${delay[${mode}_${load}_tps]:-–}
+        [ "$tps" != – ] && tps=$(fmt "$tps")
+        delay_table+="| $mode | $load | $d_med ms | **$d_p99 ms**$goal | $d_max ms | $(ratio "$d_p99" "$c_p99") | $tps |
+"
+    done
+done
+
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 mem=$(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)
 interpretation=$root/test/bench/interpretation.md
@@ -657,6 +739,21 @@ PL/pgSQL engine.
 | operation | notify | × TPC-B-like | × PL/pgSQL |
 |---|---|---|---|
 $verdicts
+## Notifications: commit against relay
+
+From a decision's commit to the delivery of its first notification at a
+listener (\`tools/bench-relay.pl\`: one submit at a time in autocommit, 5–25 ms
+apart, $BENCH_DELAY_SAMPLES samples each; the delay is from the return of the
+submit to the arrival of the notification), with \`approval.notify = commit\`
+(the baseline: sent by the writer's own commit) and \`relay\` (sent by the
+background worker after it), idle and while $CLIENTS clients run
+\`approval.approve()\` with the same setting (their TPS in that run shown).
+
+| approval.notify | load | median | p99 | max | × commit (p99) | approve TPS meanwhile |
+|---|---|---:|---:|---:|---:|---:|
+$delay_table
+Target: relayed, p99 under 50 ms.
+
 ## Routing
 
 \`approval.route()\` among 1,000 enabled workflows whose \`match\` conditions
