@@ -19,7 +19,10 @@
  *		 a notification naming a later seq, or --poll, and go to 4.  The
  *		 notification only wakes the loop: the rows always come from
  *		 events_after(), which holds back the events of transactions still
- *		 running, so following the last seq returned misses nothing.
+ *		 running, so following the last seq returned misses nothing.  A
+ *		 notified seq that the call did not return is such a held-back
+ *		 event: then look again after 10 ms, doubling up to --poll, since
+ *		 the transaction holding it back may end without notifying.
  *
  * Every event is handled at least once: it is acked only after it was
  * handled.  It is handled twice only when the program or its connection
@@ -409,12 +412,12 @@ handle_batch(PGconn *conn, PGresult *res, int64_t *cursor)
 }
 
 /*
- * Wait for a notification naming an event after cursor, or --poll.
+ * Wait for a notification naming an event after cursor, or timeout_ms.
  */
 static ListenStep
-wait_for_events(PGconn *conn, int64_t cursor)
+wait_for_events(PGconn *conn, int64_t cursor, int64_t timeout_ms)
 {
-	int64_t		deadline = now_ms() + listen_opts.poll_ms;
+	int64_t		deadline = now_ms() + timeout_ms;
 
 	for (;;)
 	{
@@ -445,9 +448,11 @@ listen_follow(PGconn *conn, int64_t *cursor)
 {
 	char		batchbuf[16];
 	bool		caught_up = false;
+	int64_t		held_ms = 0;
 
 	snprintf(batchbuf, sizeof(batchbuf), "%d", listen_opts.batch);
 	watch_connection(conn);
+	forget_notifications(true);
 	for (;;)
 	{
 		char		seqbuf[32];
@@ -459,7 +464,7 @@ listen_follow(PGconn *conn, int64_t *cursor)
 		snprintf(seqbuf, sizeof(seqbuf), "%" PRId64, *cursor);
 		params[0] = seqbuf;
 		params[1] = batchbuf;
-		forget_notifications();
+		forget_notifications(false);
 		step = run_query(conn, "could not read events", EVENTS_SQL, 2, params, &res);
 		if (step != STEP_OK)
 			return step;
@@ -480,7 +485,18 @@ listen_follow(PGconn *conn, int64_t *cursor)
 		caught_up = true;
 		if (listen_opts.once)
 			return STEP_DONE;
-		step = wait_for_events(conn, *cursor);
+
+		/*
+		 * A notified event (committed, then) that events_after() did not
+		 * return is held back behind a transaction still running, which may
+		 * end without a notification (a rollback): look again soon.
+		 */
+		if (highest_notified(conn) > *cursor)
+			held_ms = held_ms == 0 ? HELD_BACK_FIRST_MS
+				: held_ms * 2 > listen_opts.poll_ms ? listen_opts.poll_ms : held_ms * 2;
+		else
+			held_ms = 0;
+		step = wait_for_events(conn, *cursor, held_ms ? held_ms : listen_opts.poll_ms);
 		if (step != STEP_OK)
 			return step;
 	}

@@ -37,6 +37,9 @@
 /* a failed --exec command runs again after 1 s, doubling, up to 60 s */
 #define RETRY_FIRST_MS		1000
 #define RETRY_MAX_MS		60000
+/* a notified event held back behind a running transaction: look again
+ * after 10 ms, doubling, up to --poll */
+#define HELD_BACK_FIRST_MS	10
 
 /* the options, as parsed (approval_listen.c) */
 typedef struct ListenOptions
@@ -99,8 +102,9 @@ extern WaitResult wait_for(int fd, short events, int64_t deadline);
 extern bool sleep_ms(int64_t ms);
 extern void watch_connection(PGconn *conn);
 extern bool consume_notifications(PGconn *conn);
-extern void forget_notifications(void);
+extern void forget_notifications(bool all);
 extern bool notified_after(PGconn *conn, int64_t seq);
+extern int64_t highest_notified(PGconn *conn);
 extern CommandResult run_command(const char *command, const char *input,
 								 const char *const *env, char *why, size_t whylen);
 

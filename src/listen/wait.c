@@ -22,7 +22,7 @@
  * socket (which would hold up the server's notification queue for every
  * session).  The notifications only ever say that the log may have grown:
  * what is kept of them is the highest seq they named since the last
- * forget_notifications().
+ * forget_notifications(), and since the connection was made.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,6 +46,8 @@ static PGconn *watched_conn = NULL;
 
 /* the highest seq notified since forget_notifications(); 0: none */
 static int64_t notified_seq = 0;
+/* the highest seq notified since forget_notifications(true) */
+static int64_t notified_highest = 0;
 
 static void
 wake_up(void)
@@ -277,6 +279,8 @@ take_notifies(PGconn *conn)
 
 		if (seq > notified_seq)
 			notified_seq = seq;
+		if (seq != INT64_MAX && seq > notified_highest)
+			notified_highest = seq;
 		PQfreemem(n);
 	}
 }
@@ -294,10 +298,21 @@ consume_notifications(PGconn *conn)
 	return true;
 }
 
+/* Start again: since now (all: also the highest seq ever notified). */
 void
-forget_notifications(void)
+forget_notifications(bool all)
 {
 	notified_seq = 0;
+	if (all)
+		notified_highest = 0;
+}
+
+/* the highest seq notified since forget_notifications(true); 0: none */
+int64_t
+highest_notified(PGconn *conn)
+{
+	take_notifies(conn);
+	return notified_highest;
 }
 
 /*
