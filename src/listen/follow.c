@@ -492,8 +492,13 @@ listen_follow(PGconn *conn, int64_t *cursor)
 		 * end without a notification (a rollback): look again soon.
 		 */
 		if (highest_notified(conn) > *cursor)
+		{
+			if (held_ms == 0)
+				log_verbose("seq %" PRId64 " was notified but is held back by a transaction still running",
+							highest_notified(conn));
 			held_ms = held_ms == 0 ? HELD_BACK_FIRST_MS
 				: held_ms * 2 > listen_opts.poll_ms ? listen_opts.poll_ms : held_ms * 2;
+		}
 		else
 			held_ms = 0;
 		step = wait_for_events(conn, *cursor, held_ms ? held_ms : listen_opts.poll_ms);
