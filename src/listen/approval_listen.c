@@ -394,7 +394,7 @@ connect_server(bool *stopped)
 	{
 		WaitResult	w;
 
-		if (status == PGRES_POLLING_FAILED)
+		if (status == PGRES_POLLING_FAILED || PQsocket(conn) < 0)
 			break;
 		w = wait_for(PQsocket(conn), status == PGRES_POLLING_READING ? POLLIN : POLLOUT,
 					 deadline);

@@ -143,7 +143,14 @@ run_query(PGconn *conn, const char *what, const char *sql,
 	{
 		while (PQisBusy(conn))
 		{
-			WaitResult	w = wait_for(PQsocket(conn), POLLIN, -1);
+			WaitResult	w;
+
+			if (PQsocket(conn) < 0)
+			{
+				PQclear(keep);
+				return query_failed(conn, what, NULL);
+			}
+			w = wait_for(PQsocket(conn), POLLIN, -1);
 
 			if (w == WAIT_STOP)
 			{
@@ -423,6 +430,8 @@ wait_for_events(PGconn *conn, int64_t cursor, int64_t timeout_ms)
 	{
 		if (notified_after(conn, cursor))
 			return STEP_OK;
+		if (PQsocket(conn) < 0)
+			return query_failed(conn, "connection lost", NULL);
 		switch (wait_for(PQsocket(conn), POLLIN, deadline))
 		{
 			case WAIT_STOP:

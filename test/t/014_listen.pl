@@ -36,6 +36,9 @@ my $listen = $ENV{APPROVAL_LISTEN} // 'approval_listen';
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
+eval { IPC::Run::run([ $listen, '--version' ], '>', \my $v, '2>', \my $e); 1 }
+  or BAIL_OUT("$listen not found in PATH ($@): make install puts it into pg_config --bindir");
+
 my $node = PostgreSQL::Test::Cluster->new('listen');
 $node->init;
 $node->append_conf(
