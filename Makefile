@@ -4,7 +4,8 @@
 #   make test        every suite (pg_regress, isolation, pgTAP, TAP) on a throwaway cluster
 #   make bench       pgbench figures into doc/performance.md
 #   make model       the randomized model test (test/t/010_model.pl) run long
-#   make install     install into the PostgreSQL that pg_config names
+#   make install     install into the PostgreSQL that pg_config names (the extension,
+#                    and the approval_listen program into pg_config --bindir)
 #   make installcheck  pg_regress + isolation + pgTAP against a running server (PGHOST/PGPORT)
 
 EXTENSION  = approval
@@ -70,6 +71,24 @@ src/launcher.o src/worker.o src/relay.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
+
+# The approval_listen program (DESIGN §7) has its own PGXS Makefile in
+# src/listen; it is built, installed and cleaned with the extension.
+# (CI and WERROR reach it through the environment and MAKEFLAGS.)
+.PHONY: listen listen-install listen-uninstall listen-clean
+all: listen
+install: listen-install
+uninstall: listen-uninstall
+clean: listen-clean
+
+listen:
+	$(MAKE) -C src/listen PG_CONFIG='$(PG_CONFIG)'
+listen-install: listen
+	$(MAKE) -C src/listen PG_CONFIG='$(PG_CONFIG)' install
+listen-uninstall:
+	$(MAKE) -C src/listen PG_CONFIG='$(PG_CONFIG)' uninstall
+listen-clean:
+	$(MAKE) -C src/listen PG_CONFIG='$(PG_CONFIG)' clean
 
 .PHONY: test installcheck demo demo-stop bench model bootstrap check-version print-%
 
