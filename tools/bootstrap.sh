@@ -9,6 +9,7 @@ PACKAGES=(
     gcc
     postgresql-15
     postgresql-server-dev-15
+    libpq-dev
     postgresql-15-cron
     postgresql-15-pgtap
     libtap-parser-sourcehandler-pgtap-perl
