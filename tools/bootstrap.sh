@@ -15,11 +15,20 @@ PACKAGES=(
     libtap-parser-sourcehandler-pgtap-perl
     libipc-run-perl
     libdbd-pg-perl
+    python3-psycopg
+)
+
+# Installed only when their command is missing: Node.js from elsewhere
+# (NodeSource's nodejs package) brings its own npm, which conflicts with
+# Debian's.  COMMAND:PACKAGE
+COMMANDS=(
+    node:nodejs
+    npm:npm
 )
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "bootstrap: not a Debian-like system (no dpkg-query/apt-get); install these yourself:" >&2
-    echo "  ${PACKAGES[*]}" >&2
+    echo "  ${PACKAGES[*]} ${COMMANDS[*]#*:}" >&2
     exit 1
 fi
 
@@ -28,6 +37,11 @@ for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null || true)
     if [ "$status" != "installed" ]; then
         missing+=("$pkg")
+    fi
+done
+for entry in "${COMMANDS[@]}"; do
+    if ! command -v "${entry%%:*}" >/dev/null 2>&1; then
+        missing+=("${entry#*:}")
     fi
 done
 

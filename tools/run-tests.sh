@@ -112,7 +112,7 @@ if [ "$(id -u)" -eq 0 ]; then
     if ! as_postgres test -r "$root/tools/run-tests.sh" -a -x "$root/test" 2>/dev/null; then
         tree=$tmp/tree
         mkdir -p "$tree"
-        for d in tools sql expected test; do
+        for d in tools sql expected test doc; do
             [ -d "$root/$d" ] && cp -a "$root/$d" "$tree/"
         done
         chown -R postgres: "$tree"
