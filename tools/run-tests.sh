@@ -119,13 +119,14 @@ if [ "$(id -u)" -eq 0 ]; then
     fi
 
     cd "$tmp" || exit 1
-    # (the settings of test/t/010_model.pl are passed on by name: sudo
-    # without -E rights would drop them)
+    # (CI and the settings of test/t/010_model.pl are passed on by name:
+    # sudo without -E rights would drop them)
     as_postgres env \
         APPROVAL_TEST_TMP="$tmp" \
         APPROVAL_TEST_ROOT="$tree" \
         PG_CONFIG="$PG_CONFIG" \
         PATH="$PATH" \
+        ${CI:+"CI=$CI"} \
         ${APPROVAL_MODEL_SEED:+"APPROVAL_MODEL_SEED=$APPROVAL_MODEL_SEED"} \
         ${APPROVAL_MODEL_OPS:+"APPROVAL_MODEL_OPS=$APPROVAL_MODEL_OPS"} \
         ${APPROVAL_MODEL_TRACE:+"APPROVAL_MODEL_TRACE=$APPROVAL_MODEL_TRACE"} \
