@@ -6,7 +6,9 @@
 #
 # Then one server (approval preloaded), a workflow, three people and a login
 # role in approval_gateway that the examples connect as.  Each example in
-# turn, with its own subscriber name:
+# turn, with its own subscriber name, python with approval.notify = commit
+# and minimal payloads, node with approval.notify = relay (the worker sends
+# the notifications) and full payloads:
 #   - with more than 100 events (its batch) already written, and more being
 #     written while it starts, it catches up: its cursor reaches max(seq) and
 #     it has printed the event_json of every event, in seq order, once;
@@ -14,6 +16,10 @@
 #     events written with approval.notify = off, when a later event's
 #     notification wakes it: the rows come from events_after, not from the
 #     notifications;
+#   - a transaction that wrote an event and stays open: once the example
+#     has read the log after later events committed, its cursor is still
+#     before that event and it has printed nothing from there on; after
+#     the commit it prints them all, in seq order (events_after is gapless);
 #   - SIGTERM: it exits 0; started again with the same name it prints only
 #     the events after its cursor, among them those written meanwhile;
 #   - the server stopped under it: it says it reconnects, tries again with a
@@ -82,6 +88,7 @@ my ($python) = grep { runs([ $_, '-c', 'import psycopg' ]) } ('python3', '/usr/b
 push @langs,
   {
 	lang => 'python',
+	settings => { 'approval.notify' => 'commit', 'approval.notify_payload' => 'minimal' },
 	why => 'no python3 that can import psycopg (Debian: python3-psycopg; tools/bootstrap.sh)',
 	cmd => $python ? [ $python, "$root/doc/examples/listener.py" ] : undef,
 	connect => sub {
@@ -125,6 +132,7 @@ else
 push @langs,
   {
 	lang => 'node',
+	settings => { 'approval.notify' => 'relay', 'approval.notify_payload' => 'full' },
 	why => $npm_why,
 	cmd => $node_modules ? [ 'node', "$root/doc/examples/listener.js" ] : undef,
 	connect => sub {
@@ -169,19 +177,6 @@ $node->safe_psql(
 	    {"name": "finance", "approvers": ["group:finance"]}]}');
 });
 
-# SHIM until approval.event_json lands on main: drop then
-if ($node->safe_psql('postgres', "SELECT to_regprocedure('approval.event_json(approval.event)') IS NULL") eq 't')
-{
-	$node->safe_psql(
-		'postgres', q{
-	CREATE FUNCTION approval.event_json(e approval.event) RETURNS json LANGUAGE sql STABLE
-	    AS $$ SELECT json_build_object('seq', e.seq, 'kind', e.kind, 'request', e.request_id,
-	        'workflow', NULL, 'state', NULL, 'stage', e.data->>'stage', 'actor', e.actor,
-	        'targets', e.data->'targets', 'at', e.at, 'data', e.data) $$;
-	GRANT EXECUTE ON FUNCTION approval.event_json(approval.event) TO approval_gateway;
-});
-}
-
 # Requests approved, rejected, sent back and resubmitted and approved,
 # commented and cancelled: about 30 events, one transaction per call.
 # With $quiet, approval.notify is off, so none of them is notified.
@@ -224,12 +219,15 @@ sub cursor_of
 		"SELECT COALESCE((SELECT last_seq FROM approval.subscriber WHERE name = '$name'), 0)");
 }
 
-# what a listener must print after cursor $after: one line per event
+# what a listener must print after cursor $after (and before $before):
+# one line per event
 sub expected_after
 {
-	my $after = shift;
+	my ($after, $before) = @_;
 	my $out = $node->safe_psql('postgres',
-		"SELECT approval.event_json(e)::text FROM approval.event e WHERE e.seq > $after ORDER BY e.seq");
+		"SELECT approval.event_json(e)::text FROM approval.event e WHERE e.seq > $after"
+		  . (defined $before ? " AND e.seq < $before" : '')
+		  . ' ORDER BY e.seq');
 	return [ split /\n/, $out ];
 }
 
@@ -308,6 +306,18 @@ sub follow_one
 	my $n = $lang->{lang};
 	my $name = "ex-$n";
 
+	# how notifications are sent: the examples do not depend on it
+	my %set = %{ $lang->{settings} };
+	$node->safe_psql('postgres',
+		join('', map { "ALTER SYSTEM SET $_ = '$set{$_}';\n" } sort keys %set)
+		  . 'SELECT pg_reload_conf();');
+	my $want = join('/', map { $set{$_} } sort keys %set);
+	ok( $node->poll_query_until(
+			'postgres',
+			'SELECT ' . join(" || '/' || ", map { "current_setting('$_')" } sort keys %set),
+			$want),
+		"$n: the server runs with " . join(', ', map { "$_ = $set{$_}" } sort keys %set));
+
 	# catching up: more than a batch written before, more while it starts
 	write_events("$n-before-$_") foreach 1 .. 4;
 	cmp_ok(max_seq(), '>', 100, "$n: more than 100 events (its batch) before it starts");
@@ -335,6 +345,42 @@ sub follow_one
 		"$n: events written with approval.notify = off arrive with the next notified one")
 	  or diag("stderr: $l->{err}");
 	is_deeply(lines_of($l), expected_after(0), "$n: ... in seq order, once");
+
+	# a transaction that wrote an event and is still open holds back the
+	# events after it, also those committed since; at its commit they all
+	# arrive, in seq order
+	my $long = $node->background_psql('postgres');
+	$long->query_safe('BEGIN; SET LOCAL ROLE l_alice');
+	my $held = $long->query_safe("SELECT approval.submit('lwf', '{}', '$n held back')");
+	$long->query_safe('RESET ROLE');
+	my $held_seq = $long->query_safe("SELECT min(seq) FROM approval.event WHERE request_id = $held");
+	write_events("$n-behind");
+	my $t = $node->safe_psql(
+		'postgres', qq{
+	BEGIN;
+	SET LOCAL ROLE l_alice;
+	SELECT approval.submit('lwf', '{}', '$n wake-up') AS w \\gset
+	SELECT clock_timestamp();
+	COMMIT;
+});
+	ok( $node->poll_query_until(
+			'postgres', qq{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	 WHERE usename = 'l_listener' AND state = 'idle' AND query LIKE '%events_after%'
+	   AND query_start > '$t'}),
+		"$n: with a transaction open since seq $held_seq, it read the log after later events committed"
+	) or diag("stderr: $l->{err}");
+	$l->{h}->pump_nb;
+	cmp_ok(cursor_of($name), '<', $held_seq, "$n: ... its cursor stays before seq $held_seq");
+	is_deeply(lines_of($l), expected_after(0, $held_seq),
+		"$n: ... and it printed no event from seq $held_seq on");
+	$long->query_safe('COMMIT');
+	$long->quit;
+	$seq = max_seq();
+	ok(caught_up($l, $seq, scalar @{ expected_after(0) }),
+		"$n: the transaction committed: it catches up to max(seq) = $seq")
+	  or diag("stderr: $l->{err}");
+	is_deeply(lines_of($l), expected_after(0), "$n: ... printing all events in seq order, once");
 
 	# SIGTERM, events meanwhile, started again
 	is(stop_listener($l), 0, "$n: SIGTERM: it exits with status 0");
