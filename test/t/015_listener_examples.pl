@@ -31,8 +31,8 @@
 # nothing printed and not acked.
 #
 # The examples need python3 with psycopg 3 (Debian: python3-psycopg) and
-# node with npm; the test installs node-postgres ("pg") with npm into its
-# own temporary directory.  When one is missing it fails under CI=true and
+# node with npm; the test installs node-postgres 8 ("pg@8") with npm into
+# its own temporary directory.  When one is missing it fails under CI=true and
 # is skipped otherwise.  No timed assertion: every wait polls with the
 # default timeout.
 use strict;
@@ -112,7 +112,7 @@ else
 		IPC::Run::run(
 			[
 				'npm', 'install', '--no-save', '--no-package-lock', '--no-audit', '--no-fund',
-				'--prefix', $dir, 'pg'
+				'--prefix', $dir, 'pg@8'
 			],
 			'<', \undef, '>', \$out, '2>', \$err,
 			init => sub {
