@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
+#include "utils/snapmgr.h"
 
 #define NOTIFY_LIMIT 7900		/* NOTIFY refuses 8000 bytes and more */
 #define NOTIFY_FIELD_MAX 200	/* longest name copied into a notification */
@@ -154,8 +155,17 @@ workflow_of(FunctionCallInfo fcinfo, int64 request)
 	if (cache != NULL && cache->request == request)
 		return cache->workflow;
 	approval_spi_connect();
+
+	/*
+	 * events_after() reads the log with a snapshot of its own, newer than
+	 * the calling statement's: an event it returns may belong to a request
+	 * this statement's snapshot does not see yet.  A request's workflow
+	 * never changes, so the latest snapshot names it.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	if (approval_exec(&workflow_of_plan, &arg, NULL, true, 1) > 0)
 		name = approval_gettext(0, 1);
+	PopActiveSnapshot();
 	if (cache == NULL)
 		cache = fcinfo->flinfo->fn_extra =
 			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(WorkflowOf));
