@@ -279,7 +279,7 @@ extern void approval_events_write(ApprovalEvents *ev);
 extern void approval_horizon_init(void);
 extern int64 approval_event_next_seq(void);
 extern void approval_event_relay(void);
-extern int64 approval_event_horizon(Snapshot *snap);
+extern int64 approval_event_horizon(Snapshot *snap, bool *held);
 
 /* ---- notify.c: what a listener is told of an event ---- */
 

@@ -306,8 +306,9 @@ approval_event_is_append_only(PG_FUNCTION_ARGS)
  */
 static ApprovalPlan verify_plan = {
 	"SELECT e.seq, r.id, e.at, e.kind, e.actor, e.data, e.hash, r.last_hash"
-	"  FROM approval.request r LEFT JOIN approval.event e ON e.request_id = r.id"
-	" WHERE $1::bigint IS NULL OR r.id = $1"
+	"  FROM approval.request r LEFT JOIN approval.event e"
+	"    ON e.request_id OPERATOR(pg_catalog.=) r.id"
+	" WHERE $1::pg_catalog.int8 IS NULL OR r.id OPERATOR(pg_catalog.=) $1"
 	" ORDER BY r.id, e.seq",
 	1, {INT8OID}
 };

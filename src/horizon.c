@@ -13,17 +13,32 @@
  * to transactions that have ended, and a later event can never appear below
  * a cursor a listener got from events_after().
  *
- * Preloaded, the library keeps one shared slot per backend: the first seq
- * its transaction took, or 0.  A writer takes its first seq and fills its
- * slot under an LWLock held in exclusive mode for that moment only (later
- * seqs of the transaction are above it and need no lock); it empties the
- * slot at commit or abort, once the transaction's end is visible to new
- * snapshots.  A reader takes the lock in shared mode, reads the lowest slot
- * and takes its snapshot before letting go, so that no writer takes a seq
- * in between: every event below the horizon is visible to that snapshot,
- * and every event it does not see is at or above the horizon, or above
- * every seq it returns.  The reader uses that fresh snapshot whatever its
- * own isolation level, so a REPEATABLE READ listener is not left behind.
+ * Preloaded, the library keeps in shared memory the highest seq taken so
+ * far (max_seq) and one slot per backend: a lower bound of the first seq
+ * its transaction took, or 0.  No lock is taken:
+ *
+ *	 writer, first event of a transaction:
+ *		slot := max_seq + 1   (a lower bound: seqs only grow)
+ *		barrier; seq := nextval(event_seq); slot := seq; max_seq := max(max_seq, seq)
+ *	 writer, later events:  seq := nextval(event_seq); max_seq := max(...)
+ *	 writer, at commit or abort (once its end is visible to new snapshots):
+ *		slot := 0
+ *	 reader:
+ *		L := max_seq; barrier; horizon := min(L + 1, every slot but 0);
+ *		then take a snapshot
+ *
+ * A first seq s at or below L was taken before the reader read L, so its
+ * writer had filled its slot (with s or less) before: the reader either sees
+ * the slot, and the horizon is at or below s, or finds it empty, and the
+ * writer has ended before the snapshot is taken, which then sees what it
+ * committed.  A seq above L is above the horizon.  Later seqs of a writer are
+ * above its first.  So every event below the horizon is visible to the
+ * snapshot, and every event the snapshot does not see is at or above the
+ * horizon.  (After a restart max_seq is 0 until the first event; a reader
+ * then reads the sequence itself.)  The reader uses that fresh snapshot
+ * whatever its own isolation level, so a REPEATABLE READ listener is not
+ * left behind; under SERIALIZABLE its reads of the log are not part of the
+ * transaction's predicate locks.
  *
  * Loaded without shared_preload_libraries, there are no shared slots: a
  * writer then holds a lock of its own for the rest of its transaction, and
@@ -50,7 +65,9 @@
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
-#include "storage/lwlock.h"
+#include "postmaster/autovacuum.h"
+#include "replication/walsender.h"
+#include "utils/resowner.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
@@ -60,14 +77,18 @@
 #include "utils/syscache.h"
 #include "access/htup_details.h"
 
-#define HORIZON_NONE	PG_INT64_MAX
-
 typedef struct HorizonShared
 {
-	LWLock	   *lock;
+	pg_atomic_uint64 max_seq;	/* the highest seq taken since start, or 0 */
 	int			nslots;
-	pg_atomic_uint64 first_seq[FLEXIBLE_ARRAY_MEMBER];	/* by pgprocno */
+	pg_atomic_uint64 first_seq[FLEXIBLE_ARRAY_MEMBER];	/* by process number */
 } HorizonShared;
+
+#if PG_VERSION_NUM >= 170000
+#define my_proc_number() MyProcNumber
+#else
+#define my_proc_number() (MyProc->pgprocno)
+#endif
 
 /* NULL unless the library was preloaded */
 static HorizonShared *horizon = NULL;
@@ -86,7 +107,13 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static int
 horizon_nslots(void)
 {
+#if PG_VERSION_NUM >= 150000
 	return MaxBackends + NUM_AUXILIARY_PROCS;
+#else
+	/* MaxBackends is not known yet in _PG_init */
+	return MaxConnections + autovacuum_max_workers + 1 + max_worker_processes +
+		max_wal_senders + NUM_AUXILIARY_PROCS;
+#endif
 }
 
 static Size
@@ -103,7 +130,6 @@ horizon_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(horizon_shmem_size());
-	RequestNamedLWLockTranche("approval event horizon", 1);
 }
 #endif
 
@@ -119,7 +145,7 @@ horizon_shmem_startup(void)
 	horizon = ShmemInitStruct("approval event horizon", horizon_shmem_size(), &found);
 	if (!found)
 	{
-		horizon->lock = &(GetNamedLWLockTranche("approval event horizon"))->lock;
+		pg_atomic_init_u64(&horizon->max_seq, 0);
 		horizon->nslots = horizon_nslots();
 		for (int i = 0; i < horizon->nslots; i++)
 			pg_atomic_init_u64(&horizon->first_seq[i], 0);
@@ -142,16 +168,36 @@ static void
 leave_horizon(void)
 {
 	if (horizon != NULL && MyProc != NULL)
-		pg_atomic_write_u64(&horizon->first_seq[MyProc->pgprocno], 0);
+		pg_atomic_write_u64(&horizon->first_seq[my_proc_number()], 0);
 	xact_first_seq = 0;
 	xact_relay = false;
 }
 
-/* A backend that leaves never holds the horizon back */
+/*
+ * A backend that leaves in a transaction that wrote events never holds the
+ * horizon back.  (This runs before the transaction is aborted, so the slot
+ * is emptied before its end is visible; harmless, as it can only abort.)
+ * A relay waiting for it goes on.
+ */
 static void
 horizon_at_exit(int code, Datum arg)
 {
+	int64		first = xact_first_seq;
+
 	leave_horizon();
+	if (first != 0)
+		approval_relay_committed(first, false);
+}
+
+/* max_seq := max(max_seq, seq) */
+static void
+raise_max_seq(int64 seq)
+{
+	uint64		cur = pg_atomic_read_u64(&horizon->max_seq);
+
+	while (cur < (uint64) seq &&
+		   !pg_atomic_compare_exchange_u64(&horizon->max_seq, &cur, (uint64) seq))
+		;
 }
 
 /*
@@ -165,7 +211,12 @@ approval_event_next_seq(void)
 	int64		seq;
 
 	if (xact_first_seq != 0)
-		return nextval_internal(seqid, false);
+	{
+		seq = nextval_internal(seqid, false);
+		if (horizon != NULL)
+			raise_max_seq(seq);
+		return seq;
+	}
 
 	if (!exit_callback_set)
 	{
@@ -175,22 +226,28 @@ approval_event_next_seq(void)
 
 	if (horizon != NULL)
 	{
-		if (MyProc->pgprocno >= horizon->nslots)
+		pg_atomic_uint64 *slot;
+
+		if (my_proc_number() >= horizon->nslots)
 			elog(ERROR, "approval: process number %d has no event horizon slot",
-				 MyProc->pgprocno);
-		/* the lock nextval takes, taken first: nothing waits under the LWLock */
-		LockRelationOid(seqid, RowExclusiveLock);
-		LWLockAcquire(horizon->lock, LW_EXCLUSIVE);
+				 my_proc_number());
+		slot = &horizon->first_seq[my_proc_number()];
+		pg_atomic_write_u64(slot, pg_atomic_read_u64(&horizon->max_seq) + 1);
+		pg_memory_barrier();
 		seq = nextval_internal(seqid, false);
-		pg_atomic_write_u64(&horizon->first_seq[MyProc->pgprocno], (uint64) seq);
-		LWLockRelease(horizon->lock);
+		pg_atomic_write_u64(slot, (uint64) seq);
+		raise_max_seq(seq);
 	}
 	else
 	{
 		LOCKTAG		tag;
+		ResourceOwner owner = CurrentResourceOwner;
 
+		/* held to the end of the transaction, whatever subtransaction asks */
 		fallback_locktag(&tag);
+		CurrentResourceOwner = TopTransactionResourceOwner;
 		(void) LockAcquire(&tag, RowExclusiveLock, false, false);
+		CurrentResourceOwner = owner;
 		seq = nextval_internal(seqid, false);
 	}
 	xact_first_seq = seq;
@@ -252,7 +309,6 @@ approval_horizon_init(void)
 		shmem_request_hook = horizon_shmem_request;
 #else
 		RequestAddinShmemSpace(horizon_shmem_size());
-		RequestNamedLWLockTranche("approval event horizon", 1);
 #endif
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = horizon_shmem_startup;
@@ -292,12 +348,14 @@ sequence_last_value(Oid seqid)
 /*
  * The horizon: every event with a lower seq belongs to a transaction that
  * has ended, and *snap (registered; the caller unregisters it) sees all of
- * those that committed.  PG_INT64_MAX when no transaction is writing events.
+ * those that committed.  *held (if not NULL) says whether a transaction
+ * still writing events holds it back.
  */
 int64
-approval_event_horizon(Snapshot *snap)
+approval_event_horizon(Snapshot *snap, bool *held)
 {
-	int64		h = HORIZON_NONE;
+	int64		h;
+	bool		by_writer = false;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -308,16 +366,27 @@ approval_event_horizon(Snapshot *snap)
 
 	if (horizon != NULL)
 	{
-		LWLockAcquire(horizon->lock, LW_SHARED);
+		int64		last = (int64) pg_atomic_read_u64(&horizon->max_seq);
+
+		if (last == 0)
+		{
+			/* no event since the server started: ask the sequence */
+			last = sequence_last_value(approval_relid("event_seq"));
+			raise_max_seq(last);
+		}
+		pg_memory_barrier();
+		h = last + 1;
 		for (int i = 0; i < horizon->nslots; i++)
 		{
 			int64		v = (int64) pg_atomic_read_u64(&horizon->first_seq[i]);
 
 			if (v != 0 && v < h)
+			{
 				h = v;
+				by_writer = true;
+			}
 		}
 		*snap = RegisterSnapshot(GetLatestSnapshot());
-		LWLockRelease(horizon->lock);
 	}
 	else
 	{
@@ -330,6 +399,8 @@ approval_event_horizon(Snapshot *snap)
 			h = xact_first_seq;
 		*snap = RegisterSnapshot(GetLatestSnapshot());
 	}
+	if (held != NULL)
+		*held = by_writer;
 	return h;
 }
 
@@ -340,7 +411,7 @@ approval_event_horizon(Snapshot *snap)
  */
 static ApprovalPlan events_after_plan = {
 	"SELECT e.* FROM approval.event e"
-	" WHERE e.seq > $1 AND e.seq < $2"
+	" WHERE e.seq OPERATOR(pg_catalog.>) $1 AND e.seq OPERATOR(pg_catalog.<) $2"
 	" ORDER BY e.seq LIMIT $3",
 	3, {INT8OID, INT8OID, INT8OID}
 };
@@ -354,7 +425,7 @@ approval_events_after(PG_FUNCTION_ARGS)
 	Snapshot	snap;
 	Datum		values[3];
 	char		nulls[3] = {' ', ' ', ' '};
-	int			rc;
+	Portal		portal;
 
 	ts = approval_srf_init(fcinfo, &desc);
 	if (PG_ARGISNULL(0))
@@ -370,14 +441,22 @@ approval_events_after(PG_FUNCTION_ARGS)
 
 	approval_spi_connect();
 	approval_exec_prepare(&events_after_plan);
-	values[1] = Int64GetDatum(approval_event_horizon(&snap));
-	rc = SPI_execute_snapshot(events_after_plan.plan, values, nulls, snap,
-							  InvalidSnapshot, true, false, 0);
+	values[1] = Int64GetDatum(approval_event_horizon(&snap, NULL));
+	/* read in batches, through a cursor on that snapshot */
+	PushActiveSnapshot(snap);
+	portal = SPI_cursor_open(NULL, events_after_plan.plan, values, nulls, true);
+	PopActiveSnapshot();
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			tuplestore_puttuple(ts, SPI_tuptable->vals[i]);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
 	UnregisterSnapshot(snap);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "approval: events_after query failed: %s", SPI_result_code_string(rc));
-	for (uint64 i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(ts, SPI_tuptable->vals[i]);
 	approval_spi_finish();
 	return (Datum) 0;
 }

@@ -283,6 +283,7 @@ take_slot(Oid dboid)
 		slot->latch = NULL;
 		slot->wake_at = DT_NOEND;
 		slot->exit = WORKER_EXIT_UNKNOWN;
+		slot->relay_ready = false;
 		slot->relay_low = 0;
 		slot->relay_cursor = 0;
 		slot->relay_waiting = 0;

@@ -135,7 +135,7 @@ approval_note_send(const ApprovalNote *n)
 /* ---- approval.event_json(approval.event) ---- */
 
 static ApprovalPlan workflow_of_plan = {
-	"SELECT workflow FROM approval.request WHERE id = $1", 1, {INT8OID}
+	"SELECT workflow FROM approval.request WHERE id OPERATOR(pg_catalog.=) $1", 1, {INT8OID}
 };
 
 /* one request's workflow, kept across the rows of one query */

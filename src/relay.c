@@ -6,21 +6,27 @@
  *	  newly committed events shortly after, so that no decision's commit
  *	  takes NOTIFY's database-wide lock.
  *
- * A transaction that wrote events to be relayed says so at commit, in its
- * database's worker slot (relay_low: relay from this seq on) and sets the
- * worker's latch.  The worker then reads, in one transaction, the events
- * after the last one it sent and below the horizon of the event log
- * (horizon.c), and notifies them, in seq order: relayed notifications come
- * in cursor order, with no gaps.  When the horizon stopped it (a writer was
- * still running), it notes where (relay_waiting) and relays again when any
- * writer of events ends; relay_ends, counted by every writer that ends,
+ * The worker follows the log as a listener does, with a cursor of its own
+ * (relay_cursor, in its slot): when it starts, it puts the cursor just
+ * below the horizon of the event log (horizon.c), so that it relays what
+ * is committed from then on, and says it is ready (relay_ready).  A
+ * transaction that wrote events to be relayed says so at commit, in its
+ * database's slot (relay_low), and sets the worker's latch.  The worker then
+ * reads, in one transaction, the events after its cursor and below the
+ * horizon, notifies them, and moves the cursor to the last one: relayed
+ * notifications come in cursor order, with no gaps.  When a writer still
+ * running held it back, it notes so (relay_waiting) and relays again when
+ * any writer of events ends; relay_ends, counted by every writer that ends,
  * tells it whether one ended while it was reading.
  *
- * Events written with approval.notify = relay while no worker runs for the
- * database are notified at their commit instead, so they are not lost.
- * Notifications are best effort, as NOTIFY is: a relay that fails is tried
- * again, but one worker that is replaced may lose what it had not sent.
- * Listeners find every event in the log (events_after()).
+ * Events written with approval.notify = relay while no worker is ready for
+ * the database are notified at their commit instead, so they are not lost.
+ * The relay sends every committed event after its cursor: set relay for a
+ * whole database, or events written by sessions with approval.notify =
+ * commit are sent twice (and those with off once).  Notifications are best
+ * effort, as NOTIFY is: a relay that fails is tried again, but a worker that
+ * is replaced may lose what it had not sent.  Listeners find every event in
+ * the log (events_after()).
  *
  *-------------------------------------------------------------------------
  */
@@ -36,8 +42,8 @@
 
 static ApprovalPlan relay_plan = {
 	"SELECT e.seq, e.kind, e.request_id, r.workflow, e.state, e.stage, e.actor, e.targets, e.at"
-	"  FROM approval.event e LEFT JOIN approval.request r ON r.id = e.request_id"
-	" WHERE e.seq > $1 AND e.seq < $2"
+	"  FROM approval.event e LEFT JOIN approval.request r ON r.id OPERATOR(pg_catalog.=) e.request_id"
+	" WHERE e.seq OPERATOR(pg_catalog.>) $1 AND e.seq OPERATOR(pg_catalog.<) $2"
 	" ORDER BY e.seq LIMIT $3",
 	3, {INT8OID, INT8OID, INT8OID}
 };
@@ -52,7 +58,7 @@ seq_min(int64 a, int64 b)
 	return Min(a, b);
 }
 
-/* Whether a worker runs for the current database to relay its events */
+/* Whether a worker is ready to relay the events of the current database */
 bool
 approval_relay_available(void)
 {
@@ -64,9 +70,38 @@ approval_relay_available(void)
 	SpinLockAcquire(&s->mutex);
 	for (int i = 0; i < APPROVAL_MAX_DATABASES && !found; i++)
 		found = s->slots[i].in_use && s->slots[i].dboid == MyDatabaseId &&
-			s->slots[i].pid != 0;
+			s->slots[i].pid != 0 && s->slots[i].relay_ready;
 	SpinLockRelease(&s->mutex);
 	return found;
+}
+
+/*
+ * From the worker, in a transaction, once the extension is there: put the
+ * relay's cursor below the horizon and say it is ready.  What committed
+ * before was notified at its commit (no worker was ready to relay it).
+ */
+void
+approval_relay_start(WorkerSlot *slot)
+{
+	WorkerShared *s = approval_worker_shared;
+	Snapshot	snap;
+	int64		h;
+
+	SpinLockAcquire(&s->mutex);
+	if (slot->relay_ready)
+	{
+		SpinLockRelease(&s->mutex);
+		return;
+	}
+	SpinLockRelease(&s->mutex);
+
+	h = approval_event_horizon(&snap, NULL);
+	UnregisterSnapshot(snap);
+
+	SpinLockAcquire(&s->mutex);
+	slot->relay_cursor = h - 1;
+	slot->relay_ready = true;
+	SpinLockRelease(&s->mutex);
 }
 
 /*
@@ -137,16 +172,19 @@ approval_relay_send(WorkerSlot *slot, RelayRound *round)
 
 	memset(round, 0, sizeof(*round));
 	SpinLockAcquire(&s->mutex);
-	round->low = slot->relay_low;
-	slot->relay_low = 0;
-	round->start = Max(slot->relay_cursor, round->low - 1);
+	if (slot->relay_ready)
+	{
+		round->low = slot->relay_low;
+		slot->relay_low = 0;
+	}
+	round->start = slot->relay_cursor;
 	round->ends = slot->relay_ends;
 	SpinLockRelease(&s->mutex);
 	if (round->low == 0)
 		return false;
 
 	approval_exec_prepare(&relay_plan);
-	round->horizon = approval_event_horizon(&snap);
+	round->horizon = approval_event_horizon(&snap, &round->held);
 	values[0] = Int64GetDatum(round->start);
 	values[1] = Int64GetDatum(round->horizon);
 	values[2] = Int64GetDatum(RELAY_BATCH);
@@ -156,8 +194,7 @@ approval_relay_send(WorkerSlot *slot, RelayRound *round)
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "approval: relay query failed: %s", SPI_result_code_string(rc));
 
-	/* (what it skipped to never passes the horizon: those may be relayed yet) */
-	round->last = Min(round->start, round->horizon - 1);
+	round->last = round->start;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		ApprovalNote n = {0};
@@ -200,7 +237,7 @@ approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok)
 		slot->relay_cursor = Max(slot->relay_cursor, round->last);
 		if (round->sent == RELAY_BATCH)
 			slot->relay_low = seq_min(slot->relay_low, round->last + 1);
-		else if (round->horizon != PG_INT64_MAX)
+		else if (round->held)
 		{
 			/* stopped by a writer: go on when one ends, now if one did */
 			if (slot->relay_ends != round->ends)

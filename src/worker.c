@@ -37,6 +37,7 @@
 #include "worker.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -52,6 +53,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
@@ -131,6 +133,7 @@ release_slot(int code, Datum arg)
 	{
 		slot()->pid = 0;
 		slot()->latch = NULL;
+		slot()->relay_ready = false;
 		slot()->exit = exit_reason;
 		if (s->generation != slot()->generation)
 			slot()->in_use = false;
@@ -201,6 +204,16 @@ extension_state(void)
 	return EXT_READY;
 }
 
+/* Whether the extension's event log keeps what a relay sends (0.5.0 on) */
+static bool
+relay_possible(void)
+{
+	Oid			nsp = get_namespace_oid("approval", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("event", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "targets") != InvalidAttrNumber;
+}
+
 /* Say what changed about the extension; each state is said once */
 static void
 report_extension(ExtState was, ExtState now)
@@ -257,6 +270,8 @@ run_round(WorkerState *st)
 			d = approval_getdatum(0, 1, &isnull);
 			st->has_due = !isnull;
 			st->due = isnull ? 0 : DatumGetTimestampTz(d);
+			if (relay_possible())
+				approval_relay_start(slot());
 			approval_spi_finish();
 			PopActiveSnapshot();
 		}
@@ -427,6 +442,8 @@ approval_worker_main(Datum main_arg)
 	on_shmem_exit(release_slot, (Datum) 0);
 
 	SetConfigOption("application_name", "approval worker", PGC_USERSET, PGC_S_SESSION);
+	/* the worker runs statements as a superuser: no search_path of the database's */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	ereport(DEBUG1,
 			(errmsg("approval worker: started for database \"%s\"", args.dbname)));
 

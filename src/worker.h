@@ -61,8 +61,9 @@ typedef struct WorkerSlot
 	WorkerExit	exit;			/* why its last worker left */
 
 	/* the relay of notifications (relay.c; approval.notify = relay) */
-	int64		relay_low;		/* relay from this seq on, now; 0: nothing to */
-	int64		relay_cursor;	/* the last seq it sent */
+	bool		relay_ready;	/* the worker relays: its cursor is set */
+	int64		relay_low;		/* something to relay, from this seq on; 0: nothing */
+	int64		relay_cursor;	/* the last seq it sent, or where it started */
 	int64		relay_waiting;	/* it stopped at this horizon: relay again when
 								 * a writer ends; 0: it did not */
 	uint64		relay_ends;		/* writers that ended, counted */
@@ -93,11 +94,13 @@ typedef struct RelayRound
 	int64		low;			/* relay_low, taken: 0 when nothing was to do */
 	int64		start;			/* it sent the events after this seq ... */
 	int64		horizon;		/* ... and below this one */
+	bool		held;			/* which a writer still running held back */
 	int64		last;			/* the last seq it sent, or where it stopped */
 	int			sent;
 	uint64		ends;			/* relay_ends when it started */
 } RelayRound;
 
+extern void approval_relay_start(WorkerSlot *slot);
 extern bool approval_relay_pending(WorkerSlot *slot);
 extern bool approval_relay_send(WorkerSlot *slot, RelayRound *round);
 extern void approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok);
