@@ -41,7 +41,7 @@ $node->safe_psql('elsewhere', $setup);
 
 my %opts = (AutoCommit => 1, RaiseError => 1, PrintError => 0);
 sub dsn { return "dbi:Pg:dbname=$_[0];host=" . $node->host . ';port=' . $node->port; }
-sub conn { my ($db, $user) = @_; return DBI->connect(dsn($db), $user, undef, \%opts) or die $DBI::errstr; }
+sub conn { my ($db, $user) = @_; return DBI->connect(dsn($db), $user, undef, \%opts) || die $DBI::errstr; }
 
 my $listener = conn('postgres');
 $listener->do('LISTEN approval');
@@ -105,6 +105,22 @@ for (1 .. 600)
 	select(undef, undef, undef, 0.1);
 }
 ok($worker_pid, 'the worker runs in postgres');
+
+# the worker starts relaying at its first round that finds the extension;
+# until then writers notify at their commit: wait for a relayed one
+my $ready = 0;
+for (1 .. 100)
+{
+	submit($w1, 'p1');
+	for my $note (receive(2))
+	{
+		$ready = 1 if $note->[0] == $worker_pid;
+	}
+	last if $ready;
+	select(undef, undef, undef, 0.1);
+}
+ok($ready, 'the worker relays');
+drain();
 
 # --- relayed by the worker, with the payload of a notification at commit ---
 

@@ -45,7 +45,7 @@ sub conn
 	my ($node, $user, $db) = @_;
 	$db //= 'postgres';
 	return DBI->connect('dbi:Pg:dbname=' . $db . ';host=' . $node->host . ';port=' . $node->port,
-		$user, undef, \%opts) or die $DBI::errstr;
+		$user, undef, \%opts) || die $DBI::errstr;
 }
 
 sub submit
