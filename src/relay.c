@@ -37,9 +37,6 @@
 #include "miscadmin.h"
 #include "utils/snapmgr.h"
 
-/* notifications one relay transaction sends at most */
-#define RELAY_BATCH 1000
-
 static ApprovalPlan relay_plan = {
 	"SELECT e.seq, e.kind, e.request_id, r.workflow, e.state, e.stage, e.actor, e.targets, e.at"
 	"  FROM approval.event e LEFT JOIN approval.request r ON r.id OPERATOR(pg_catalog.=) e.request_id"

@@ -75,11 +75,18 @@ typedef struct WorkerState
 	TimestampTz tick_at;		/* the "at" of the last tick: its now() */
 	int			failures;		/* rounds in a row that failed */
 	int			backoff_ms;		/* the wait after the last failure */
-	TimestampTz relay_at;		/* no relay before this (after a failure) */
+	TimestampTz relay_at;		/* no relay before this */
 } WorkerState;
 
 /* a relay of notifications that failed is tried again after this */
 #define RELAY_RETRY_MS 1000
+/*
+ * A relay that was not full is followed by the next one this much later at
+ * the earliest, so that under load one relay sends the events of many
+ * commits instead of a transaction for each (an idle database's first
+ * commit is relayed at once).
+ */
+#define RELAY_GATHER_MS 2
 
 static WorkerArgs args;
 static int	my_slot = -1;
@@ -323,7 +330,7 @@ run_round(WorkerState *st)
  * are relayed again a second later.
  */
 static void
-run_relay(WorkerState *st)
+run_relay(WorkerState *st, TimestampTz now)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	RelayRound	round;
@@ -367,6 +374,8 @@ run_relay(WorkerState *st)
 	approval_relay_done(slot(), &round, ok);
 	if (!ok)
 		st->relay_at = GetCurrentTimestamp() + (int64) RELAY_RETRY_MS * 1000;
+	else if (round.sent < RELAY_BATCH)
+		st->relay_at = now + (int64) RELAY_GATHER_MS * 1000;
 }
 
 /*
@@ -455,6 +464,7 @@ approval_worker_main(Datum main_arg)
 	{
 		TimestampTz now;
 		TimestampTz wake;
+		bool		gathering;
 		long		ms;
 		int			rc;
 
@@ -509,6 +519,7 @@ approval_worker_main(Datum main_arg)
 		}
 
 		wake = next;
+		gathering = false;
 		if (approval_relay_pending(slot()))
 		{
 			if (now >= st.relay_at)
@@ -523,16 +534,18 @@ approval_worker_main(Datum main_arg)
 					exit_reason = WORKER_EXIT_STOPPED;
 					break;
 				}
-				run_relay(&st);
+				run_relay(&st, now);
 				in_round = false;
 				MemoryContextSwitchTo(old);
 				continue;
 			}
 			wake = Min(wake, st.relay_at);
+			/* gathering: the commits meanwhile need not wake us */
+			gathering = st.relay_at - now <= (int64) RELAY_GATHER_MS * 1000;
 		}
 
 		ms = wake > now ? (long) ((wake - now + 999) / 1000) : 0;
-		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+		rc = WaitLatch(MyLatch, (gathering ? 0 : WL_LATCH_SET) | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 					   Min(ms, WORKER_CHECK_MS), PG_WAIT_EXTENSION);
 		if (rc & WL_LATCH_SET)
 		{

@@ -88,6 +88,9 @@ typedef struct WorkerArgs
 extern WorkerShared *approval_worker_shared;
 
 extern bool approval_database_wanted(Oid dboid);
+/* notifications one relay transaction sends at most */
+#define RELAY_BATCH				1000
+
 /* One relay of notifications by the worker (relay.c) */
 typedef struct RelayRound
 {
