@@ -248,6 +248,22 @@ report_extension(ExtState was, ExtState now)
 						args.dbname)));
 }
 
+/* In PG_CATCH of a round: what went wrong, with the transaction aborted */
+static ErrorData *
+abort_round(MemoryContext cxt)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	HOLD_INTERRUPTS();
+	AbortOutOfAnyTransaction();
+	RESUME_INTERRUPTS();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return edata;
+}
+
 /* One transaction: check the extension, tick, read the next deadline */
 static void
 run_round(WorkerState *st)
@@ -299,15 +315,7 @@ run_round(WorkerState *st)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		HOLD_INTERRUPTS();
-		AbortOutOfAnyTransaction();
-		RESUME_INTERRUPTS();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		ErrorData  *edata = abort_round(cxt);
 
 		st->failures++;
 		st->backoff_ms = st->failures == 1 ? approval_tick_interval
@@ -352,15 +360,7 @@ run_relay(WorkerState *st, TimestampTz now)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		HOLD_INTERRUPTS();
-		AbortOutOfAnyTransaction();
-		RESUME_INTERRUPTS();
-		pgstat_report_activity(STATE_IDLE, NULL);
+		ErrorData  *edata = abort_round(cxt);
 		ok = false;
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
