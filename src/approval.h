@@ -303,7 +303,7 @@ extern void approval_note_send(const ApprovalNote *n);
 /* ---- relay.c: approval.notify = relay ---- */
 
 extern bool approval_relay_available(void);
-extern void approval_relay_committed(int64 first_seq, bool relayed);
+extern void approval_relay_committed(bool relayed);
 
 /* ---- launcher.c, worker.c: the background worker (DESIGN §6) ---- */
 

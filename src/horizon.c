@@ -55,6 +55,7 @@
  */
 #include "approval.h"
 
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_class.h"
@@ -63,19 +64,18 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/ipc.h"
-#include "storage/lmgr.h"
 #include "postmaster/autovacuum.h"
 #include "replication/walsender.h"
-#include "utils/resowner.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-#include "access/htup_details.h"
 
 typedef struct HorizonShared
 {
@@ -182,11 +182,11 @@ leave_horizon(void)
 static void
 horizon_at_exit(int code, Datum arg)
 {
-	int64		first = xact_first_seq;
+	bool		writing = xact_first_seq != 0;
 
 	leave_horizon();
-	if (first != 0)
-		approval_relay_committed(first, false);
+	if (writing)
+		approval_relay_committed(false);
 }
 
 /* max_seq := max(max_seq, seq) */
@@ -232,7 +232,9 @@ approval_event_next_seq(void)
 			elog(ERROR, "approval: process number %d has no event horizon slot",
 				 my_proc_number());
 		slot = &horizon->first_seq[my_proc_number()];
-		pg_atomic_write_u64(slot, pg_atomic_read_u64(&horizon->max_seq) + 1);
+		/* in the horizon from here on: an error in nextval empties the slot */
+		xact_first_seq = (int64) pg_atomic_read_u64(&horizon->max_seq) + 1;
+		pg_atomic_write_u64(slot, (uint64) xact_first_seq);
 		pg_memory_barrier();
 		seq = nextval_internal(seqid, false);
 		pg_atomic_write_u64(slot, (uint64) seq);
@@ -281,14 +283,14 @@ horizon_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 			/* (after ProcArrayEndTransaction: new snapshots see the events) */
 			leave_horizon();
-			approval_relay_committed(first, relay);
+			approval_relay_committed(relay);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			leave_horizon();
 			/* a waiting relay may go on past what this transaction held */
-			approval_relay_committed(first, false);
+			approval_relay_committed(false);
 			break;
 		default:
 			break;

@@ -284,9 +284,9 @@ take_slot(Oid dboid)
 		slot->wake_at = DT_NOEND;
 		slot->exit = WORKER_EXIT_UNKNOWN;
 		slot->relay_ready = false;
-		slot->relay_low = 0;
+		slot->relay_pending = false;
+		slot->relay_waiting = false;
 		slot->relay_cursor = 0;
-		slot->relay_waiting = 0;
 		slot->relay_ends = 0;
 		found = i;
 		break;

@@ -11,7 +11,7 @@
  * below the horizon of the event log (horizon.c), so that it relays what
  * is committed from then on, and says it is ready (relay_ready).  A
  * transaction that wrote events to be relayed says so at commit, in its
- * database's slot (relay_low), and sets the worker's latch.  The worker then
+ * database's slot (relay_pending), and sets the worker's latch.  The worker then
  * reads, in one transaction, the events after its cursor and below the
  * horizon, notifies them, and moves the cursor to the last one: relayed
  * notifications come in cursor order, with no gaps.  When a writer still
@@ -44,16 +44,6 @@ static ApprovalPlan relay_plan = {
 	" ORDER BY e.seq LIMIT $3",
 	3, {INT8OID, INT8OID, INT8OID}
 };
-
-static int64
-seq_min(int64 a, int64 b)
-{
-	if (a == 0)
-		return b;
-	if (b == 0)
-		return a;
-	return Min(a, b);
-}
 
 /* Whether a worker is ready to relay the events of the current database */
 bool
@@ -102,13 +92,12 @@ approval_relay_start(WorkerSlot *slot)
 }
 
 /*
- * At the end of a transaction that wrote events (first_seq the lowest), once
- * it has left the horizon: ask this database's worker to relay them
- * ("relayed"), or to go on with a relay that waited for writers.  Cannot
- * fail.
+ * At the end of a transaction that wrote events, once it has left the
+ * horizon: ask this database's worker to relay them ("relayed"), or to go
+ * on with a relay that a writer held back.  Cannot fail.
  */
 void
-approval_relay_committed(int64 first_seq, bool relayed)
+approval_relay_committed(bool relayed)
 {
 	WorkerShared *s = approval_worker_shared;
 	Latch	   *latch = NULL;
@@ -119,19 +108,14 @@ approval_relay_committed(int64 first_seq, bool relayed)
 	for (int i = 0; i < APPROVAL_MAX_DATABASES; i++)
 	{
 		WorkerSlot *sl = &s->slots[i];
-		int64		low = relayed ? first_seq : 0;
 
 		if (!sl->in_use || sl->dboid != MyDatabaseId)
 			continue;
 		sl->relay_ends++;
-		if (sl->relay_waiting != 0)
+		if (relayed || sl->relay_waiting)
 		{
-			low = seq_min(low, sl->relay_waiting);
-			sl->relay_waiting = 0;
-		}
-		if (low != 0)
-		{
-			sl->relay_low = seq_min(sl->relay_low, low);
+			sl->relay_pending = true;
+			sl->relay_waiting = false;
 			latch = sl->latch;
 		}
 	}
@@ -148,18 +132,18 @@ approval_relay_pending(WorkerSlot *slot)
 	bool		pending;
 
 	SpinLockAcquire(&s->mutex);
-	pending = slot->relay_low != 0;
+	pending = slot->relay_pending;
 	SpinLockRelease(&s->mutex);
 	return pending;
 }
 
 /*
  * One relay, in the worker's transaction (SPI connected): notify the
- * committed events after the last one sent, below the horizon.  Returns
+ * committed events after the cursor, below the horizon.  round->taken is
  * false when there was nothing to do.  The slot is brought up to date only
  * once the transaction has committed (approval_relay_done).
  */
-bool
+void
 approval_relay_send(WorkerSlot *slot, RelayRound *round)
 {
 	WorkerShared *s = approval_worker_shared;
@@ -169,21 +153,18 @@ approval_relay_send(WorkerSlot *slot, RelayRound *round)
 
 	memset(round, 0, sizeof(*round));
 	SpinLockAcquire(&s->mutex);
-	if (slot->relay_ready)
-	{
-		round->low = slot->relay_low;
-		slot->relay_low = 0;
-	}
+	round->taken = slot->relay_ready && slot->relay_pending;
+	if (round->taken)
+		slot->relay_pending = false;
 	round->start = slot->relay_cursor;
 	round->ends = slot->relay_ends;
 	SpinLockRelease(&s->mutex);
-	if (round->low == 0)
-		return false;
+	if (!round->taken)
+		return;
 
 	approval_exec_prepare(&relay_plan);
-	round->horizon = approval_event_horizon(&snap, &round->held);
 	values[0] = Int64GetDatum(round->start);
-	values[1] = Int64GetDatum(round->horizon);
+	values[1] = Int64GetDatum(approval_event_horizon(&snap, &round->held));
 	values[2] = Int64GetDatum(RELAY_BATCH);
 	rc = SPI_execute_snapshot(relay_plan.plan, values, NULL, snap, InvalidSnapshot,
 							  true, false, 0);
@@ -212,7 +193,6 @@ approval_relay_send(WorkerSlot *slot, RelayRound *round)
 		round->last = n.seq;
 	}
 	round->sent = (int) SPI_processed;
-	return true;
 }
 
 /*
@@ -224,23 +204,23 @@ approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok)
 {
 	WorkerShared *s = approval_worker_shared;
 
-	if (round->low == 0)
+	if (!round->taken)
 		return;
 	SpinLockAcquire(&s->mutex);
 	if (!ok)
-		slot->relay_low = seq_min(slot->relay_low, round->low);
+		slot->relay_pending = true;
 	else
 	{
 		slot->relay_cursor = Max(slot->relay_cursor, round->last);
 		if (round->sent == RELAY_BATCH)
-			slot->relay_low = seq_min(slot->relay_low, round->last + 1);
+			slot->relay_pending = true;
 		else if (round->held)
 		{
-			/* stopped by a writer: go on when one ends, now if one did */
+			/* held back by a writer: go on when one ends, now if one did */
 			if (slot->relay_ends != round->ends)
-				slot->relay_low = seq_min(slot->relay_low, round->horizon);
+				slot->relay_pending = true;
 			else
-				slot->relay_waiting = seq_min(slot->relay_waiting, round->horizon);
+				slot->relay_waiting = true;
 		}
 	}
 	SpinLockRelease(&s->mutex);

@@ -352,7 +352,7 @@ run_relay(WorkerState *st, TimestampTz now)
 		approval_spi_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "approval: relaying notifications");
-		(void) approval_relay_send(slot(), &round);
+		approval_relay_send(slot(), &round);
 		approval_spi_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();

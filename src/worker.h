@@ -62,10 +62,10 @@ typedef struct WorkerSlot
 
 	/* the relay of notifications (relay.c; approval.notify = relay) */
 	bool		relay_ready;	/* the worker relays: its cursor is set */
-	int64		relay_low;		/* something to relay, from this seq on; 0: nothing */
+	bool		relay_pending;	/* there is something to relay */
+	bool		relay_waiting;	/* a writer still running held the last relay
+								 * back: relay again when a writer ends */
 	int64		relay_cursor;	/* the last seq it sent, or where it started */
-	int64		relay_waiting;	/* it stopped at this horizon: relay again when
-								 * a writer ends; 0: it did not */
 	uint64		relay_ends;		/* writers that ended, counted */
 } WorkerSlot;
 
@@ -94,18 +94,17 @@ extern bool approval_database_wanted(Oid dboid);
 /* One relay of notifications by the worker (relay.c) */
 typedef struct RelayRound
 {
-	int64		low;			/* relay_low, taken: 0 when nothing was to do */
+	bool		taken;			/* it took the pending work (else: nothing to do) */
 	int64		start;			/* it sent the events after this seq ... */
-	int64		horizon;		/* ... and below this one */
-	bool		held;			/* which a writer still running held back */
-	int64		last;			/* the last seq it sent, or where it stopped */
+	bool		held;			/* ... below a horizon a writer still running held */
+	int64		last;			/* the last seq it sent, or start */
 	int			sent;
 	uint64		ends;			/* relay_ends when it started */
 } RelayRound;
 
 extern void approval_relay_start(WorkerSlot *slot);
 extern bool approval_relay_pending(WorkerSlot *slot);
-extern bool approval_relay_send(WorkerSlot *slot, RelayRound *round);
+extern void approval_relay_send(WorkerSlot *slot, RelayRound *round);
 extern void approval_relay_done(WorkerSlot *slot, const RelayRound *round, bool ok);
 extern void approval_worker_hint_init(void);
 

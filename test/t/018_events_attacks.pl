@@ -14,7 +14,8 @@
 #             events are relayed too;
 #   stall     a writer whose first nextval() waits for a catalog lock: every
 #             events_after() goes on (returning what is below that writer)
-#             and can be cancelled;
+#             and can be cancelled; the writer cancelled there leaves
+#             nothing held back;
 #   savepoint without shared_preload_libraries, a writer whose first event
 #             was in a subtransaction that rolled back still holds back the
 #             events after its later ones.
@@ -258,8 +259,15 @@ $r->do('SELECT pg_sleep(30) FROM approval.events_after(0) LIMIT 1', { pg_async =
 $locker->do('SELECT pg_cancel_backend(?)', undef, $r->{pg_pid});
 eval { $r->pg_result };
 like($@, qr/canceling statement/, 'stall: and it can be cancelled');
+# the writer is cancelled in nextval(): it holds nothing back afterwards
+$locker->do('SELECT pg_cancel_backend(?)', undef, $w->{pg_pid});
+eval { $w->pg_result };
+like($@, qr/canceling statement/, 'stall: the waiting writer is cancelled');
 $locker->commit;
-$w->pg_result;
+submit($w1, 'p2');
+is($r->selectrow_array('SELECT count(*) FROM approval.events_after(0)'),
+	$r->selectrow_array('SELECT count(*) FROM approval.event'),
+	'stall: a writer cancelled in its first nextval() holds no event back');
 $_->disconnect for ($listener, $w1, $w2, $locker, $r, $w);
 $node->stop;
 
