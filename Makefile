@@ -15,6 +15,7 @@ MODULE_big = approval
 OBJS = \
 	src/approval.o \
 	src/actor.o \
+	src/claims.o \
 	src/spi_util.o \
 	src/define.o \
 	src/workflow.o \

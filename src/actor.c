@@ -188,6 +188,14 @@ approval_identity_changed(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/* Whom a caller acts for, and how to say where that name came from */
+typedef struct ActingFor
+{
+	const char *id;				/* principal id */
+	const char *source;			/* "approval.actor names", ... */
+	const char *hint;			/* how to fix a name that is no principal */
+} ActingFor;
+
 static void
 unknown_principal(const char *id, const char *detail, const char *hint) pg_attribute_noreturn();
 
@@ -210,9 +218,10 @@ unknown_principal(const char *id, const char *detail, const char *hint)
  * Anything else is AP012.
  */
 static void
-lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
+lookup_actor(ApprovalActor *actor, Oid outer, const ActingFor *as)
 {
 	Oid			admin_role;
+	bool		acting_for = (as != NULL);
 
 	if (acting_for)
 	{
@@ -220,13 +229,13 @@ lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
 		bool		isnull;
 		Datum		d;
 
-		actor->id = pstrdup(approval_actor);
+		actor->id = pstrdup(as->id);
 		arg = CStringGetTextDatum(actor->id);
 		if (approval_exec(&principal_by_id, &arg, NULL, false, 1) == 0)
 			unknown_principal(actor->id,
-							  psprintf("approval.actor names \"%s\", and there is no such principal.",
-									   actor->id),
-							  "Set approval.actor to the id of a row of approval.principal.");
+							  psprintf("%s \"%s\", and there is no such principal.",
+									   as->source, actor->id),
+							  as->hint);
 		if (!approval_getbool(0, 1))
 			unknown_principal(actor->id,
 							  psprintf("Principal \"%s\" is not active.", actor->id),
@@ -288,38 +297,22 @@ lookup_actor(ApprovalActor *actor, Oid outer, bool acting_for)
 }
 
 /*
- * Decide who is acting.  The caller must be connected to SPI.
+ * The actor for "as" (NULL: the calling role itself), through the cache.
+ * The caller has checked that the caller may act for it.
  */
-void
-approval_get_actor(ApprovalActor *actor)
+static void
+get_actor(ApprovalActor *actor, Oid outer, const ActingFor *as)
 {
-	Oid			outer = GetOuterUserId();
-	bool		acting_for = approval_actor != NULL && approval_actor[0] != '\0';
 	char		key[ACTOR_KEY_LEN];
 	ActorEntry *e;
 	bool		found;
 	MemoryContext old;
 
 	memset(actor, 0, sizeof(*actor));
-	if (acting_for)
-	{
-		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
-
-		if (!OidIsValid(gateway) || !is_member_of_role(outer, gateway))
-			ereport(ERROR,
-					(errcode(ERRCODE_AP_ACTOR_NOT_ALLOWED),
-					 errmsg("role \"%s\" may not set approval.actor",
-							GetUserNameFromId(outer, false)),
-					 errdetail("Only members of the role %s may act for another principal.",
-							   APPROVAL_GATEWAY_ROLE),
-					 errhint("RESET approval.actor, or GRANT %s to the application's role.",
-							 APPROVAL_GATEWAY_ROLE)));
-	}
-
-	if (snprintf(key, sizeof(key), "%u/%s", outer, acting_for ? approval_actor : "")
+	if (snprintf(key, sizeof(key), "%u/%s", outer, as ? as->id : "")
 		>= (int) sizeof(key))
 	{
-		lookup_actor(actor, outer, acting_for);		/* too long to cache */
+		lookup_actor(actor, outer, as);	/* too long to cache */
 		return;
 	}
 
@@ -329,7 +322,7 @@ approval_get_actor(ApprovalActor *actor)
 	{
 		MemoryContext cxt = actor_cxt;
 
-		lookup_actor(actor, outer, acting_for);
+		lookup_actor(actor, outer, as);
 		if (cxt != actor_cxt)
 			return;				/* invalidated meanwhile: do not keep it */
 		e = hash_search(actor_hash, key, HASH_ENTER, &found);
@@ -347,6 +340,64 @@ approval_get_actor(ApprovalActor *actor)
 	actor->is_admin = e->is_admin;
 	actor->sees_all = e->sees_all;
 	actor->cache_key = e->key;
+}
+
+/*
+ * Decide who is acting (DESIGN §2): the principal a gateway names in
+ * approval.actor, else the one a gateway session's JWT claim names
+ * (approval.actor_claim, claims.c), else the calling role's own.  The
+ * caller must be connected to SPI.
+ */
+void
+approval_get_actor(ApprovalActor *actor)
+{
+	Oid			outer = GetOuterUserId();
+	ActingFor	as;
+
+	if (approval_actor != NULL && approval_actor[0] != '\0')
+	{
+		Oid			gateway = role_oid_or_invalid(APPROVAL_GATEWAY_ROLE);
+
+		if (!OidIsValid(gateway) || !is_member_of_role(outer, gateway))
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_ACTOR_NOT_ALLOWED),
+					 errmsg("role \"%s\" may not set approval.actor",
+							GetUserNameFromId(outer, false)),
+					 errdetail("Only members of the role %s may act for another principal.",
+							   APPROVAL_GATEWAY_ROLE),
+					 errhint("RESET approval.actor, or GRANT %s to the application's role.",
+							 APPROVAL_GATEWAY_ROLE)));
+		as.id = approval_actor;
+		as.source = "approval.actor names";
+		as.hint = "Set approval.actor to the id of a row of approval.principal.";
+		get_actor(actor, outer, &as);
+		return;
+	}
+	as.id = approval_claimed_actor(role_oid_or_invalid(APPROVAL_GATEWAY_ROLE));
+	if (as.id != NULL)
+	{
+		as.source = psprintf("The claim \"%s\" of request.jwt.claims names", approval_actor_claim);
+		as.hint = "Give the user a row of approval.principal whose id is that claim.";
+		get_actor(actor, outer, &as);
+		return;
+	}
+	get_actor(actor, outer, NULL);
+}
+
+/*
+ * Act as the principal "id", which must be an active principal: for a
+ * caller that has already established that it may (a redeemed token is its
+ * approver's word).  The caller must be connected to SPI.
+ */
+void
+approval_get_actor_as(ApprovalActor *actor, const char *id)
+{
+	ActingFor	as;
+
+	as.id = id;
+	as.source = "The actor is";
+	as.hint = "An approval_admin can add the principal to approval.principal.";
+	get_actor(actor, GetOuterUserId(), &as);
 }
 
 static ApprovalPlan next_window_plan = {

@@ -19,6 +19,7 @@
 PG_MODULE_MAGIC;
 
 char	   *approval_actor = NULL;
+char	   *approval_actor_claim = NULL;
 int			approval_notify = APPROVAL_NOTIFY_COMMIT;
 int			approval_notify_payload = APPROVAL_PAYLOAD_FULL;
 char	   *approval_notify_channel = NULL;
@@ -93,6 +94,17 @@ _PG_init(void)
 							   &approval_actor,
 							   "",
 							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("approval.actor_claim",
+							   "Claim of request.jwt.claims that names the actor (e.g. sub).",
+							   "When set, and approval.actor is not, a session whose session user "
+							   "is a member of approval_gateway (PostgREST's authenticator) acts for "
+							   "the principal that claim of the verified JWT names.  Superuser-set.",
+							   &approval_actor_claim,
+							   "",
+							   PGC_SUSET,
 							   0,
 							   NULL, NULL, NULL);
 

@@ -47,6 +47,7 @@
 
 /* GUCs (approval.c) */
 extern char *approval_actor;
+extern char *approval_actor_claim;
 /* approval.notify: when events are sent with NOTIFY */
 typedef enum ApprovalNotifyMode
 {
@@ -90,9 +91,14 @@ typedef struct ApprovalTargetSet
 } ApprovalTargetSet;
 
 extern void approval_get_actor(ApprovalActor *actor);
+extern void approval_get_actor_as(ApprovalActor *actor, const char *id);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
+
+/* ---- claims.c: the actor a gateway session's JWT names ---- */
+
+extern char *approval_claimed_actor(Oid gateway);
 
 /* ---- visibility.c: who may see a request (DESIGN §8), the one home of the rule ---- */
 

@@ -193,6 +193,7 @@ extern Eligible *engine_eligible_at(Req *r, StageRow *s, bool approval, VoteWhy 
 /* ---- request.c: load, lock and save ---- */
 
 extern Req *request_open(int64 id);
+extern Req *request_open_as(int64 id, const ApprovalActor *actor);
 extern Req *request_open_for_timer(int64 id, TimestampTz at);
 extern Req *request_open_visible(int64 id);
 extern void request_require_visible(Req *r);	/* visibility.c: AP001 unless seen */

@@ -337,6 +337,15 @@ request_open(int64 id)
 	return request_load(id, &actor, GetCurrentTransactionStartTimestamp());
 }
 
+/* Lock a request and read it, for an actor the caller has established */
+Req *
+request_open_as(int64 id, const ApprovalActor *actor)
+{
+	ApprovalActor copy = *actor;
+
+	return request_load(id, &copy, GetCurrentTransactionStartTimestamp());
+}
+
 /*
  * Lock a request and read it for the timer, whose changes happen at "at"
  * and have no actor: NULL when nothing is due on it at "at" any more, or
