@@ -19,7 +19,7 @@
 CREATE TABLE approval.token_key (
     id          integer PRIMARY KEY,            -- random; a token names its key
     secret      bytea NOT NULL CHECK (length(secret) = 32),
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
 
 CREATE TABLE approval.token (
