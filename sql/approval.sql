@@ -975,7 +975,8 @@ CREATE TABLE approval.token (
     used_at     timestamptz,
     used_by     text,                           -- who redeemed it (the gateway's actor)
     decision    text CHECK (decision IN ('approve', 'reject')),
-    revoked_at  timestamptz
+    revoked_at  timestamptz,
+    rounds      integer NOT NULL                -- sum of the request's stage rounds at issue
 );
 CREATE INDEX token_request ON approval.token (request_id);
 

@@ -25,7 +25,9 @@
  * redemptions one records the decision and the other finds it used.  The
  * vote itself takes the one path of every change (engine.h): the request
  * opened for the token's approver, decide_vote() as for approve(), saved by
- * request_done().  Refusals of a token are AP009, each saying why.
+ * request_done().  A token's row records the request's rounds at issue
+ * (request_rounds()): once the request is resubmitted, the token decides
+ * nothing.  Refusals of a token are AP009, each saying why.
  *
  *-------------------------------------------------------------------------
  */
@@ -81,13 +83,14 @@ static ApprovalPlan key_plan = {
 
 static ApprovalPlan insert_token_plan = {
 	"INSERT INTO approval.token (id, hash, key_id, request_id, approver, issued_by,"
-	"  issued_at, expires_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-	8, {TEXTOID, BYTEAOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	"  issued_at, expires_at, rounds)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	9, {TEXTOID, BYTEAOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT4OID}
 };
 
 static ApprovalPlan lock_token_plan = {
-	"SELECT id, request_id, approver, expires_at, used_at, revoked_at"
+	"SELECT id, request_id, approver, expires_at, used_at, revoked_at, rounds"
 	"  FROM approval.token WHERE hash = $1 FOR UPDATE",
 	1, {BYTEAOID}
 };
@@ -297,6 +300,23 @@ read_secret(int col, uint8 *key)
 	return true;
 }
 
+/*
+ * The sum of the rounds of a request's stages.  A resubmission starts its
+ * active stages (or all of them) again in a new round, and nothing else
+ * changes a round, so this grows with each resubmission: a token records it
+ * at issue, and redeems only while it is the same, so that it never decides
+ * a request its approver was not asked about (another payload, perhaps).
+ */
+static int32
+request_rounds(const Req *r)
+{
+	int32		n = 0;
+
+	for (int i = 0; i < r->nstages; i++)
+		n += r->stages[i].round;
+	return n;
+}
+
 /* ---------- refusals ---------- */
 
 static void
@@ -418,7 +438,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	char	   *token_id;
 	int			len;
 	char	   *text_form;
-	Datum		v[8];
+	Datum		v[9];
 	text	   *result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -499,6 +519,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	v[5] = CStringGetTextDatum(caller.id);
 	v[6] = TimestampTzGetDatum(now);
 	v[7] = TimestampTzGetDatum(expires);
+	v[8] = Int32GetDatum(request_rounds(r));
 	approval_exec(&insert_token_plan, v, NULL, false, 0);
 	explicit_bzero(buf, sizeof(buf));
 
@@ -573,6 +594,7 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	Datum		v[4];
 	bool		isnull;
 	char	   *token_id;
+	int32		rounds;
 	Req		   *r;
 
 	approval_spi_connect();
@@ -597,6 +619,7 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 			   "It is signed by this database, but no token of that id was issued here.",
 			   HINT_NEW_TOKEN);
 	token_id = approval_gettext(0, 1);
+	rounds = approval_getint32(0, 7);
 	if (approval_getint64(0, 2) != tok.request || strcmp(approval_gettext(0, 3), tok.approver) != 0 ||
 		DatumGetTimestampTz(approval_getdatum(0, 4, &isnull)) != tok.expires)
 		ereport(ERROR,
@@ -625,6 +648,11 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	/* the vote, as the token's approver's */
 	approval_get_actor_as(&as, tok.approver);
 	r = request_open_as(tok.request, &as);
+	if (request_rounds(r) != rounds)
+		refuse("the token's request was resubmitted",
+			   psprintf("Request %lld was resubmitted after the token was issued; its approver was not asked about it as it is now.",
+						(long long) r->id),
+			   HINT_NEW_TOKEN);
 	r->token = token_id;
 	switch (decide_vote(r, approve, NULL, comment, true))
 	{

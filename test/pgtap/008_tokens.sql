@@ -11,6 +11,8 @@
 --     (malformed, flipped, wrong MAC, unknown key), unknown, already used,
 --     revoked, expired, request closed, approver no longer eligible;
 --   * a retry of the same vote through a second token is approve()'s no-op;
+--   * a token issued before a resubmission does not decide the resubmitted
+--     request (AP009 "request resubmitted"): its approver never saw it so;
 --   * the database keeps a sha256 of each token, never the token;
 --   * a new key (rotation) signs new tokens, the old ones still redeem until
 --     their key is deleted.
@@ -20,7 +22,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(73);
+SELECT plan(78);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -79,6 +81,7 @@ SELECT approval.submit('tk-two', '{}', 'group left') AS r_left \gset
 SELECT approval.submit('tk-pair', '{}', 'two tokens') AS r_pair \gset
 SELECT approval.submit('tk-one', '{}', 'expires') AS r_exp \gset
 SELECT approval.submit('tk-one', '{}', 'misc') AS r_misc \gset
+SELECT approval.submit('tk-one', '{"amount": 10}', 'resubmitted') AS r_resub \gset
 RESET ROLE;
 SELECT approval.submit('tk-one', '{}', 'hidden', NULL, NULL) AS r_hidden \gset
 
@@ -361,6 +364,34 @@ SELECT is((SELECT count(*)::int || ' ' || max(approvals) FROM approval.decision 
              JOIN approval.request_stage s USING (request_id, stage)
             WHERE d.request_id = :r_pair AND d.actor = 'carol'), '1 1',
           'carol''s vote was counted once');
+
+-- resubmitted: a token is for the request as its approver was asked about
+-- it; after request_changes() and a resubmission with another payload, the
+-- old token decides nothing (a new one does)
+SET LOCAL ROLE tk_app;
+SELECT approval.issue_token(:r_resub, 'bob') AS t_resub \gset
+INSERT INTO tk_test.issued VALUES (:'t_resub');
+RESET ROLE;
+SET LOCAL ROLE tk_bob;
+SELECT is(approval.request_changes(:r_resub, 'how much?'), 'changes_requested', 'bob asks for changes');
+RESET ROLE;
+SET LOCAL ROLE tk_alice;
+SELECT is(approval.resubmit(:r_resub, '{"amount": 1000000}'), 'pending', 'alice resubmits with another amount');
+RESET ROLE;
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_resub'), 'AP009',
+                 'the token''s request was resubmitted',
+                 'a token issued before a resubmission is AP009 "request resubmitted"');
+RESET ROLE;
+SELECT is((SELECT state::text || ' ' || (SELECT count(*) FROM approval.decision
+                                           WHERE request_id = :r_resub AND decision = 'approve')
+             FROM approval.request WHERE id = :r_resub),
+          'pending 0', 'the old token approved nothing');
+SET LOCAL ROLE tk_app;
+SELECT approval.issue_token(:r_resub, 'bob') AS t_resub2 \gset
+INSERT INTO tk_test.issued VALUES (:'t_resub2');
+SELECT is(approval.redeem_token(:'t_resub2', 'approve'), 'approved', 'a token issued after the resubmission decides');
+RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- What the database keeps: a hash, never the token
