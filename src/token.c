@@ -20,7 +20,10 @@
  *
  * The signature is checked first, in constant time, before anything is
  * looked up, so a refusal says nothing about other tokens.  The database
- * keeps a sha256 of each token, never the token: redeem_token() finds the
+ * keeps a sha256 of each token, never the token, and not its random id
+ * either: its row has an id of its own, so that whoever holds a key (a
+ * dump has them) and reads approval.token cannot rebuild the tokens, and a
+ * key alone signs nothing that redeems.  redeem_token() finds the
  * row by that hash and locks it (FOR UPDATE), so of two concurrent
  * redemptions one records the decision and the other finds it used.  The
  * vote itself takes the one path of every change (engine.h): the request
@@ -435,6 +438,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	uint8		key[TOKEN_KEY_LEN];
 	uint8		buf[TOKEN_MAX_LEN];
 	uint8		tid[TOKEN_ID_LEN];
+	uint8		row_id[TOKEN_ID_LEN];
 	char	   *token_id;
 	int			len;
 	char	   *text_form;
@@ -496,6 +500,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	key_id = approval_getint32(0, 1);
 
 	random_bytes(tid, sizeof(tid));
+	random_bytes(row_id, sizeof(row_id));
 	buf[0] = TOKEN_VERSION;
 	put_be32(buf + 1, (uint32) key_id);
 	memcpy(buf + 5, tid, TOKEN_ID_LEN);
@@ -509,7 +514,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 
 	text_form = palloc((len * 4 + 2) / 3 + 1);
 	b64url_encode(buf, len, text_form);
-	token_id = hex_text(tid, TOKEN_ID_LEN);
+	token_id = hex_text(row_id, TOKEN_ID_LEN);
 
 	v[0] = CStringGetTextDatum(token_id);
 	v[1] = PointerGetDatum(token_hash(buf, len));
@@ -522,6 +527,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	v[8] = Int32GetDatum(request_rounds(r));
 	approval_exec(&insert_token_plan, v, NULL, false, 0);
 	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(tid, sizeof(tid));
 
 	result = (text *) MemoryContextAlloc(upper, VARHDRSZ + strlen(text_form));
 	SET_VARSIZE(result, VARHDRSZ + strlen(text_form));

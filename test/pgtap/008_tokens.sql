@@ -13,7 +13,8 @@
 --   * a retry of the same vote through a second token is approve()'s no-op;
 --   * a token issued before a resubmission does not decide the resubmitted
 --     request (AP009 "request resubmitted"): its approver never saw it so;
---   * the database keeps a sha256 of each token, never the token;
+--   * the database keeps a sha256 of each token, never the token, nor its
+--     random id: its row and its key together do not give the token back;
 --   * a new key (rotation) signs new tokens, the old ones still redeem until
 --     their key is deleted.
 --
@@ -22,7 +23,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(78);
+SELECT plan(81);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -410,6 +411,35 @@ SELECT is((SELECT count(*)::int FROM tk_test.issued i
 SELECT is_empty($$
     SELECT e.seq FROM tk_test.issued i, approval.event e WHERE strpos(e.data::text, i.token) > 0
 $$, 'no event holds a token');
+
+-- Whoever has a key (a dump has them all) and reads approval.token must not
+-- be able to rebuild the tokens: the row must not hold the token's random
+-- id.  tk_test.rebuild() makes a token from its fields and a key, as
+-- token.c does (HMAC-SHA256 from sha256()).
+CREATE FUNCTION tk_test.hmac(k bytea, m bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT sha256((SELECT string_agg(set_byte('\x00'::bytea, 0, get_byte(kp, i) # 92), ''::bytea ORDER BY i)
+                     FROM generate_series(0, 63) i)
+                  || sha256((SELECT string_agg(set_byte('\x00'::bytea, 0, get_byte(kp, i) # 54), ''::bytea ORDER BY i)
+                               FROM generate_series(0, 63) i) || m))
+      FROM (SELECT k || decode(repeat('00', 64 - length(k)), 'hex') AS kp) p $$;
+CREATE FUNCTION tk_test.rebuild(rid bytea, t approval.token) RETURNS text LANGUAGE sql AS $$
+    SELECT tk_test.b64(b || tk_test.hmac(k.secret, b))
+      FROM approval.token_key k,
+           LATERAL (SELECT '\x01'::bytea || int4send(t.key_id) || rid || int8send(t.request_id)
+                           || int8send(((extract(epoch FROM t.expires_at) - 946684800) * 1000000)::bigint)
+                           || convert_to(t.approver, 'UTF8') AS b) m
+     WHERE k.id = t.key_id $$;
+SELECT is((SELECT tk_test.rebuild(substr(tk_test.unb64(:'t_misc'), 6, 16), t)
+             FROM approval.token t WHERE t.hash = sha256(tk_test.unb64(:'t_misc'))),
+          :'t_misc', 'tk_test.rebuild() makes a token from its random id, its fields and its key');
+SELECT is_empty($$
+    SELECT i.token FROM tk_test.issued i, approval.token t
+     WHERE strpos(t::text, encode(substr(tk_test.unb64(i.token), 6, 16), 'hex')) > 0
+$$, 'no row of approval.token holds a token''s random id');
+SELECT is_empty($$
+    SELECT i.token FROM tk_test.issued i JOIN approval.token t ON t.hash = sha256(tk_test.unb64(i.token))
+     WHERE tk_test.rebuild(decode(t.id, 'hex'), t) = i.token
+$$, 'a token''s row and its key do not give the token back');
 
 -- ---------------------------------------------------------------------------
 -- Keys: a new one signs, the old ones verify until deleted
