@@ -36,7 +36,10 @@
  */
 #include "engine.h"
 
+#include "access/htup_details.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
@@ -107,6 +110,12 @@ static ApprovalPlan revoke_plan = {
 	"UPDATE approval.token SET revoked_at = $2"
 	" WHERE request_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
 	2, {INT8OID, TIMESTAMPTZOID}
+};
+
+static ApprovalPlan revoke_approver_plan = {
+	"UPDATE approval.token SET revoked_at = $2"
+	" WHERE approver = $1 AND used_at IS NULL AND revoked_at IS NULL",
+	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
 static ApprovalPlan request_exists_plan = {
@@ -640,7 +649,9 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	(void) approval_getdatum(0, 6, &isnull);
 	if (!isnull)
 		refuse("token revoked",
-			   psprintf("The tokens of request %lld were revoked.", (long long) tok.request),
+			   psprintf("It was revoked at %s: revoke_tokens(%lld), or its approver %s was made inactive, renamed or removed.",
+						timestamptz_to_str(DatumGetTimestampTz(approval_getdatum(0, 6, &isnull))),
+						(long long) tok.request, tok.approver),
 			   HINT_NEW_TOKEN);
 	if (now >= tok.expires)
 		refuse("token expired",
@@ -711,4 +722,47 @@ approval_revoke_tokens(PG_FUNCTION_ARGS)
 	n = approval_exec(&revoke_plan, args, NULL, false, 0);
 	approval_spi_finish();
 	PG_RETURN_INT32(n);
+}
+
+/*
+ * Trigger on approval.principal, for each row updated or deleted: a
+ * principal made inactive, renamed or removed loses its unused tokens for
+ * good.  Without it, such a token would only be refused while the principal
+ * is inactive, and would work again once it is active again, or for
+ * whoever is given the id next.  SECURITY DEFINER: whoever may change
+ * principals (approval_admin) may not write approval.token.
+ */
+PG_FUNCTION_INFO_V1(approval_token_principal_changed);
+Datum
+approval_token_principal_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		old_id;
+	Datum		args[2];
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("approval.token_principal_changed() must be an AFTER UPDATE OR DELETE row trigger")));
+	desc = td->tg_relation->rd_att;
+	old_id = heap_getattr(td->tg_trigtuple, SPI_fnumber(desc, "id"), desc, &isnull);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		Datum		new_id = heap_getattr(td->tg_newtuple, SPI_fnumber(desc, "id"), desc, &isnull);
+		Datum		active = heap_getattr(td->tg_newtuple, SPI_fnumber(desc, "active"), desc, &isnull);
+
+		if (!isnull && DatumGetBool(active) &&
+			DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old_id, new_id)))
+			return PointerGetDatum(NULL);	/* still active under its id */
+	}
+	approval_spi_connect();
+	args[0] = old_id;
+	args[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+	approval_exec(&revoke_approver_plan, args, NULL, false, 0);
+	approval_spi_finish();
+	return PointerGetDatum(NULL);
 }

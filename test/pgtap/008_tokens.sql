@@ -11,6 +11,9 @@
 --     (malformed, flipped, wrong MAC, unknown key), unknown, already used,
 --     revoked, expired, request closed, approver no longer eligible;
 --   * a retry of the same vote through a second token is approve()'s no-op;
+--   * a token whose approver is made inactive, renamed or removed is revoked
+--     then: it stays void when the principal is active again, or when its id
+--     is given to someone else;
 --   * a token issued before a resubmission does not decide the resubmitted
 --     request (AP009 "request resubmitted"): its approver never saw it so;
 --   * the database keeps a sha256 of each token, never the token, nor its
@@ -23,7 +26,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(81);
+SELECT plan(84);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -53,7 +56,8 @@ INSERT INTO approval.principal (id, manager_id, pg_role) VALUES
     ('alice', 'bob', 'tk_alice'),
     ('carol', NULL,  'tk_carol'),
     ('dave',  NULL,  'tk_dave'),
-    ('erin',  NULL,  'tk_erin');
+    ('erin',  NULL,  'tk_erin'),
+    ('frank', NULL,  NULL);
 INSERT INTO approval.approver_group (name) VALUES ('tk-finance');
 INSERT INTO approval.group_member (group_name, principal_id) VALUES ('tk-finance', 'carol'), ('tk-finance', 'dave');
 
@@ -68,6 +72,8 @@ SELECT approval.define_workflow('{"name": "tk-either", "stages": [
 SELECT approval.define_workflow('{"name": "tk-two", "stages": [
     {"name": "manager", "approvers": ["user:bob", "user:erin"]},
     {"name": "finance", "approvers": ["group:tk-finance"]}]}') IS NOT NULL AS defined \gset
+SELECT approval.define_workflow('{"name": "tk-frank", "stages": [
+    {"name": "review", "approvers": ["user:frank"]}]}') IS NOT NULL AS defined \gset
 SELECT approval.define_workflow('{"name": "tk-pair", "stages": [
     {"name": "review", "approvers": ["group:tk-finance"], "min_approvals": 2}]}') IS NOT NULL AS defined \gset
 
@@ -83,6 +89,7 @@ SELECT approval.submit('tk-pair', '{}', 'two tokens') AS r_pair \gset
 SELECT approval.submit('tk-one', '{}', 'expires') AS r_exp \gset
 SELECT approval.submit('tk-one', '{}', 'misc') AS r_misc \gset
 SELECT approval.submit('tk-one', '{"amount": 10}', 'resubmitted') AS r_resub \gset
+SELECT approval.submit('tk-frank', '{}', 'id given to another') AS r_frank \gset
 RESET ROLE;
 SELECT approval.submit('tk-one', '{}', 'hidden', NULL, NULL) AS r_hidden \gset
 
@@ -116,6 +123,9 @@ SELECT is_empty($$
        AND NOT (p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'])
 $$, 'the token functions are SECURITY DEFINER with search_path = pg_catalog, pg_temp');
 SELECT is((SELECT count(*)::int FROM approval.token_key), 1, 'CREATE EXTENSION made one signing key');
+SELECT is((SELECT tgenabled::text FROM pg_trigger
+            WHERE tgrelid = 'approval.principal'::regclass AND tgname = 'principal_tokens'),
+          'A', 'the trigger that revokes a principal''s tokens fires always (session_replication_role = replica too)');
 
 -- ---------------------------------------------------------------------------
 -- Issue and redeem
@@ -313,7 +323,7 @@ SELECT is(approval.redeem_token(:'t_rv4', 'approve'), 'approved', 'a token issue
 RESET ROLE;
 
 -- the approver's eligibility ended: the stage moved on, a group was left,
--- the principal made inactive
+-- the principal made inactive (which revokes its tokens)
 SET LOCAL ROLE tk_app;
 SELECT approval.issue_token(:r_moves, 'bob') AS t_moves \gset
 SELECT approval.issue_token(:r_left, 'bob') AS t_left_bob \gset
@@ -338,8 +348,8 @@ SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_lef
                  'the token''s approver is no longer eligible',
                  'carol''s token after she left the group is AP009 "no longer eligible"');
 SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_inactive'), 'AP009',
-                 'the token''s approver is no longer eligible',
-                 'dave''s token after he was made inactive is AP009 "no longer eligible"');
+                 'token revoked',
+                 'dave''s token after he was made inactive is AP009 "revoked" (his tokens were revoked then)');
 RESET ROLE;
 UPDATE approval.principal SET active = true WHERE id = 'dave';
 INSERT INTO approval.group_member (group_name, principal_id) VALUES ('tk-finance', 'carol');
@@ -348,6 +358,21 @@ SELECT is((SELECT count(*)::int FROM approval.decision WHERE request_id IN (:r_m
 SELECT is((SELECT count(*)::int FROM approval.token
             WHERE request_id IN (:r_moves, :r_left) AND approver IN ('carol', 'dave') AND used_at IS NULL), 2,
           'and are still unused');
+-- made inactive, the principal's tokens were revoked: they stay void once
+-- it is active again (the operator's way to void a person's links)
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_inactive'), 'AP009', 'token revoked',
+                 'dave''s token, after he was made inactive and active again, is AP009 "revoked"');
+SELECT approval.issue_token(:r_frank, 'frank') AS t_frank \gset
+INSERT INTO tk_test.issued VALUES (:'t_frank');
+RESET ROLE;
+-- frank leaves; his id is given to a newcomer, who is the request's approver
+DELETE FROM approval.principal WHERE id = 'frank';
+INSERT INTO approval.principal (id) VALUES ('frank');
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_frank'), 'AP009', 'token revoked',
+                 'the old frank''s token does not vote as the new frank: AP009 "revoked"');
+RESET ROLE;
 
 -- a retry of the same vote through a second token is approve()'s no-op
 SET LOCAL ROLE tk_app;
