@@ -80,7 +80,10 @@ REVOKE ALL ON approval.token_key, approval.token FROM PUBLIC;
 REVOKE ALL ON FUNCTION approval.new_token_key(), approval.issue_token(bigint, text, interval),
     approval.redeem_token(text, text, text), approval.revoke_tokens(bigint)
     FROM PUBLIC;
--- the keys: no grants at all
+-- the keys: no grants at all, and row-level security without a policy, so
+-- that a role with pg_read_all_data (which bypasses grants, not RLS) reads
+-- no key; the owner and superusers still do
+ALTER TABLE approval.token_key ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON approval.token TO approval_admin;
 GRANT EXECUTE ON FUNCTION approval.issue_token(bigint, text, interval), approval.redeem_token(text, text, text)
     TO approval_gateway, approval_admin;

@@ -744,10 +744,11 @@ approval_token_principal_changed(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event)))
+		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event)) ||
+		RelationGetRelid(td->tg_relation) != approval_relid("principal"))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("approval.token_principal_changed() must be an AFTER UPDATE OR DELETE row trigger")));
+				 errmsg("approval.token_principal_changed() must be an AFTER UPDATE OR DELETE row trigger on approval.principal")));
 	desc = td->tg_relation->rd_att;
 	old_id = heap_getattr(td->tg_trigtuple, SPI_fnumber(desc, "id"), desc, &isnull);
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))

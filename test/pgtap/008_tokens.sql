@@ -26,7 +26,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(84);
+SELECT plan(86);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -465,6 +465,19 @@ SELECT is_empty($$
     SELECT i.token FROM tk_test.issued i JOIN approval.token t ON t.hash = sha256(tk_test.unb64(i.token))
      WHERE tk_test.rebuild(decode(t.id, 'hex'), t) = i.token
 $$, 'a token''s row and its key do not give the token back');
+
+-- ---------------------------------------------------------------------------
+-- Who reads the keys: the owner (and superusers) only.  pg_read_all_data,
+-- which a careless operator grants to a backup role, bypasses grants but
+-- not row-level security.
+-- ---------------------------------------------------------------------------
+CREATE ROLE tk_backup;
+GRANT pg_read_all_data TO tk_backup;
+SET LOCAL ROLE tk_backup;
+SELECT is((SELECT count(*)::int FROM approval.token_key), 0,
+          'a member of pg_read_all_data reads no key of approval.token_key');
+SELECT ok((SELECT count(*) FROM approval.token) > 0, '... but it reads approval.token (which holds no token)');
+RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- Keys: a new one signs, the old ones verify until deleted
