@@ -3,8 +3,8 @@
  * token.c
  *	  Actionable tokens (DESIGN §10): approve and reject buttons in email or
  *	  chat.  issue_token() makes one for an approver of a request,
- *	  redeem_token() records its approver's decision, revoke_tokens() voids
- *	  a request's unused ones.
+ *	  redeem_token() records its approver's decision (revoke_tokens() and
+ *	  the revocation of a principal's tokens are in token_revoke.c).
  *
  * A token is, in base64url without padding,
  *
@@ -36,10 +36,7 @@
  */
 #include "engine.h"
 
-#include "access/htup_details.h"
-#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
@@ -104,23 +101,6 @@ static ApprovalPlan lock_token_plan = {
 static ApprovalPlan use_token_plan = {
 	"UPDATE approval.token SET used_at = $2, used_by = $3, decision = $4 WHERE id = $1",
 	4, {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
-};
-
-static ApprovalPlan revoke_plan = {
-	"UPDATE approval.token SET revoked_at = $2"
-	" WHERE request_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-	2, {INT8OID, TIMESTAMPTZOID}
-};
-
-static ApprovalPlan revoke_approver_plan = {
-	"UPDATE approval.token SET revoked_at = $2"
-	" WHERE approver = $1 AND used_at IS NULL AND revoked_at IS NULL",
-	2, {TEXTOID, TIMESTAMPTZOID}
-};
-
-static ApprovalPlan request_exists_plan = {
-	"SELECT 1 FROM approval.request WHERE id = $1",
-	1, {INT8OID}
 };
 
 static ApprovalPlan principal_active_plan = {
@@ -694,76 +674,4 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	v[3] = CStringGetTextDatum(decision);
 	approval_exec(&use_token_plan, v, NULL, false, 0);
 	PG_RETURN_DATUM(request_done(r));
-}
-
-/* ---------- revoke ---------- */
-
-/* revoke_tokens(request) → integer: void every unused token of the request */
-PG_FUNCTION_INFO_V1(approval_revoke_tokens);
-Datum
-approval_revoke_tokens(PG_FUNCTION_ARGS)
-{
-	ApprovalActor caller;
-	Datum		args[2];
-	int			n;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	approval_spi_connect();
-	approval_get_actor(&caller);
-	if (!caller.is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only an %s may revoke tokens", APPROVAL_ADMIN_ROLE)));
-	args[0] = PG_GETARG_DATUM(0);
-	if (approval_exec(&request_exists_plan, args, NULL, false, 1) != 1)
-		approval_not_found(PG_GETARG_INT64(0));
-	args[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-	n = approval_exec(&revoke_plan, args, NULL, false, 0);
-	approval_spi_finish();
-	PG_RETURN_INT32(n);
-}
-
-/*
- * Trigger on approval.principal, for each row updated or deleted: a
- * principal made inactive, renamed or removed loses its unused tokens for
- * good.  Without it, such a token would only be refused while the principal
- * is inactive, and would work again once it is active again, or for
- * whoever is given the id next.  SECURITY DEFINER: whoever may change
- * principals (approval_admin) may not write approval.token.
- */
-PG_FUNCTION_INFO_V1(approval_token_principal_changed);
-Datum
-approval_token_principal_changed(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		old_id;
-	Datum		args[2];
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_UPDATE(td->tg_event) || TRIGGER_FIRED_BY_DELETE(td->tg_event)) ||
-		RelationGetRelid(td->tg_relation) != approval_relid("principal"))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("approval.token_principal_changed() must be an AFTER UPDATE OR DELETE row trigger on approval.principal")));
-	desc = td->tg_relation->rd_att;
-	old_id = heap_getattr(td->tg_trigtuple, SPI_fnumber(desc, "id"), desc, &isnull);
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-	{
-		Datum		new_id = heap_getattr(td->tg_newtuple, SPI_fnumber(desc, "id"), desc, &isnull);
-		Datum		active = heap_getattr(td->tg_newtuple, SPI_fnumber(desc, "active"), desc, &isnull);
-
-		if (!isnull && DatumGetBool(active) &&
-			DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, old_id, new_id)))
-			return PointerGetDatum(NULL);	/* still active under its id */
-	}
-	approval_spi_connect();
-	args[0] = old_id;
-	args[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-	approval_exec(&revoke_approver_plan, args, NULL, false, 0);
-	approval_spi_finish();
-	return PointerGetDatum(NULL);
 }
