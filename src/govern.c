@@ -261,7 +261,9 @@ approval_govern(PG_FUNCTION_ARGS)
 /*
  * ungovern(): the trigger and the registration go.  Changes already held
  * stay what they are: each is complete in approval.held_change, and is
- * applied if its request is approved, discarded otherwise.
+ * applied if its request is approved, discarded otherwise.  A governed
+ * table that was dropped leaves its registration behind: an admin removes
+ * it with ungovern(the old OID).
  */
 PG_FUNCTION_INFO_V1(approval_ungovern);
 Datum
@@ -272,21 +274,39 @@ approval_ungovern(PG_FUNCTION_ARGS)
 	Datum		v[1];
 
 	require_arg(fcinfo, 0, "tbl");
-	rel = open_governable(PG_GETARG_OID(0), "ungovern");
-	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-									  RelationGetRelationName(rel));
+	v[0] = PG_GETARG_DATUM(0);
+	rel = try_relation_open(PG_GETARG_OID(0), AccessShareLock);
+	if (rel == NULL)
+	{
+		/* a governed table dropped: an admin removes its registration */
+		Oid			admin = get_role_oid(APPROVAL_ADMIN_ROLE, true);
+
+		if (!(OidIsValid(admin) && has_privs_of_role(GetOuterUserId(), admin)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only approval_admin may ungovern a table that no longer exists")));
+		name = psprintf("with OID %u", PG_GETARG_OID(0));
+	}
+	else
+	{
+		relation_close(rel, AccessShareLock);
+		rel = open_governable(PG_GETARG_OID(0), "ungovern");
+		name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										  RelationGetRelationName(rel));
+	}
 	approval_spi_connect();
-	v[0] = ObjectIdGetDatum(RelationGetRelid(rel));
 	if (approval_exec(&unregister_plan, v, NULL, false, 0) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table %s is not governed", name),
 				 errhint("approval.governed lists the governed tables.")));
-	if (SPI_execute(psprintf("DROP TRIGGER IF EXISTS %s ON %s", GOVERN_TRIGGER_NAME, name),
+	if (rel != NULL &&
+		SPI_execute(psprintf("DROP TRIGGER IF EXISTS %s ON %s", GOVERN_TRIGGER_NAME, name),
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "approval: could not drop the trigger of %s", name);
 	approval_spi_finish();
-	relation_close(rel, NoLock);
+	if (rel != NULL)
+		relation_close(rel, NoLock);
 	PG_RETURN_VOID();
 }
 
@@ -305,20 +325,25 @@ static ApprovalPlan registration_plan = {
  * (the relation's row type), $3 the key columns, $4 the generated columns
  * (not yet computed in a BEFORE trigger: left out of "new"), $5 the table,
  * $6 the operation.  Returns the payload, old, new, key, the key as text
- * for the title, and the columns the change changes.
+ * for the title, and the columns the change changes.  It runs as whoever
+ * makes the change, never as the extension's owner: to_jsonb() calls the
+ * casts to json of the columns' types, which the table's owner may have
+ * written.  The search_path is pinned (IS DISTINCT FROM resolves "=").
  */
 static const char *const images_sql =
 "SELECT pg_catalog.jsonb_build_object('table', $5, 'operation', $6, 'old', o, 'new', n, 'key', k),"
 "       o, n, k, kt,"
 "       ARRAY(SELECT e.key FROM pg_catalog.jsonb_each(n) e"
-"              WHERE o IS NULL OR e.value IS DISTINCT FROM o -> e.key)"
+"              WHERE o IS NULL OR e.value IS DISTINCT FROM o OPERATOR(pg_catalog.->) e.key)"
 "  FROM (SELECT o, n,"
-"               (SELECT pg_catalog.jsonb_object_agg(c, COALESCE(o, n) -> c)"
+"               (SELECT pg_catalog.jsonb_object_agg(c, COALESCE(o, n) OPERATOR(pg_catalog.->) c)"
 "                  FROM pg_catalog.unnest($3) c) AS k,"
-"               (SELECT pg_catalog.string_agg(c || '=' || COALESCE(COALESCE(o, n) ->> c, 'NULL'), ', '"
-"                                             ORDER BY i)"
+"               (SELECT pg_catalog.string_agg(c OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||)"
+"                                             COALESCE(COALESCE(o, n) OPERATOR(pg_catalog.->>) c, 'NULL'),"
+"                                             ', ' ORDER BY i)"
 "                  FROM pg_catalog.unnest($3) WITH ORDINALITY u(c, i)) AS kt"
-"          FROM (SELECT pg_catalog.to_jsonb($1) AS o, pg_catalog.to_jsonb($2) - $4 AS n) s) s";
+"          FROM (SELECT pg_catalog.to_jsonb($1) AS o,"
+"                       pg_catalog.to_jsonb($2) OPERATOR(pg_catalog.-) $4 AS n) s) s";
 
 static ApprovalPlan insert_held_plan = {
 	"INSERT INTO approval.held_change (request_id, tbl, operation, old_row, new_row, key, outcome,"
@@ -436,6 +461,10 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 			keys = lappend(keys, t->keys[i]);
 		v[2] = PointerGetDatum(approval_text_array(keys));
 	}
+	as_owner_end(&st);
+
+	/* the images, as the invoker (see images_sql) with the pinned search_path */
+	as_owner_begin(&st, GetUserId());
 	types[0] = types[1] = rel->rd_rel->reltype;
 	types[2] = types[3] = TEXTARRAYOID;
 	types[4] = types[5] = TEXTOID;
@@ -456,6 +485,13 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 	keytext = approval_gettext(0, 5);
 	changed = DatumGetArrayTypeP(approval_copy_datum(0, 6, &isnull));
 	as_owner_end(&st);
+
+	/* an UPDATE that changes nothing has nothing to approve */
+	if (op == GOV_UPDATE && ArrayGetNItems(ARR_NDIM(changed), ARR_DIMS(changed)) == 0)
+	{
+		approval_spi_finish();
+		return true;
+	}
 
 	/* the requester could make this change (row-level security, constraints) */
 	gov_check_as_requester(t, op, key, newrow, changed);

@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(152);
+SELECT plan(160);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -96,6 +96,16 @@ ALTER TABLE ap_g.docs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY mine ON ap_g.docs TO ap_g_alice
     USING (owner_name = 'alice') WITH CHECK (owner_name = 'alice');
 GRANT SELECT, INSERT, UPDATE, DELETE ON ap_g.docs TO ap_g_alice;
+CREATE TYPE ap_g.mood AS ENUM ('calm', 'cross');
+CREATE TABLE ap_g.cast_log (who text);
+GRANT INSERT ON ap_g.cast_log TO PUBLIC;
+-- a cast to json that to_jsonb() calls: it must never run as the extension's owner
+CREATE FUNCTION ap_g.mood_json(m ap_g.mood) RETURNS json LANGUAGE sql
+    AS $$ INSERT INTO ap_g.cast_log VALUES (current_user); SELECT to_json(m::text) $$;
+CREATE CAST (ap_g.mood AS json) WITH FUNCTION ap_g.mood_json(ap_g.mood);
+CREATE TABLE ap_g.moods (id int PRIMARY KEY, m ap_g.mood);
+INSERT INTO ap_g.moods VALUES (1, 'calm');
+GRANT SELECT, UPDATE ON ap_g.moods TO ap_g_alice;
 CREATE TABLE ap_g.part (id int, region text, v int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
 CREATE TABLE ap_g.part_eu PARTITION OF ap_g.part FOR VALUES IN ('eu');
 CREATE TABLE ap_g.part_us PARTITION OF ap_g.part FOR VALUES IN ('us');
@@ -181,6 +191,7 @@ SELECT lives_ok($$SELECT approval.govern('ap_g.gen', 'g-plain', '{INSERT,UPDATE}
                 'generated and identity columns');
 SELECT lives_ok($$SELECT approval.govern('ap_g.docs', 'g-plain')$$, 'a table under row-level security');
 SELECT lives_ok($$SELECT approval.govern('ap_g.part', 'g-plain', '{UPDATE}')$$, 'a partitioned table');
+SELECT lives_ok($$SELECT approval.govern('ap_g.moods', 'g-plain')$$, 'a table with a cast to json');
 RESET ROLE;
 SELECT is((SELECT row(workflow, operations, key_columns, governed_by)::text FROM approval.governed
             WHERE tbl = 'ap_g.licenses'::regclass),
@@ -459,6 +470,25 @@ RESET ROLE;
 SELECT is((SELECT array_agg(body ORDER BY id) FROM ap_g.docs), '{a2,c1,x}',
           'RLS: applied as the owner though the approver may not touch the table');
 
+-- the owner's cast to json runs as the requester and the owner, never as
+-- the extension's owner
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.moods SET m = 'cross' WHERE id = 1;
+RESET ROLE;
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('UPDATE ap_g.moods (id=1)'))::text, 'approved', 'a change with a cast to json approved');
+RESET ROLE;
+SELECT is((SELECT m::text FROM ap_g.moods), 'cross', 'and applied');
+SELECT is((SELECT array_agg(DISTINCT who ORDER BY who) FROM ap_g.cast_log), '{ap_g_alice,ap_g_owner}',
+          'to_jsonb() ran the cast as the requester (holding) and the table''s owner (applying) only');
+
+-- an UPDATE that changes nothing has nothing to approve
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.seat SET holder = holder;
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM approval.request WHERE title LIKE 'UPDATE ap_g.seat %'), 1,
+          'an UPDATE that changes no value makes no request');
+
 -- ---------------------------------------------------------------------------
 -- 8. The requester behind a gateway
 -- ---------------------------------------------------------------------------
@@ -490,6 +520,16 @@ RESET ROLE;
 SELECT is((SELECT seats FROM ap_g.licenses WHERE id = 1), 44, 'and applied');
 SET LOCAL ROLE ap_g_admin;
 SELECT lives_ok($$SELECT approval.ungovern('ap_g.multi')$$, 'an approval_admin ungoverns a table it does not own');
+RESET ROLE;
+-- a governed table dropped leaves its registration: an admin removes it by OID
+SELECT 'ap_g.moods'::regclass::oid AS moods_oid \gset
+DROP TABLE ap_g.moods;
+SET LOCAL ROLE ap_g_owner;
+SELECT throws_ok(format('SELECT approval.ungovern(%s)', :moods_oid), '42501', NULL,
+                 'only an admin ungoverns a table that no longer exists');
+SET LOCAL ROLE ap_g_admin;
+SELECT lives_ok(format('SELECT approval.ungovern(%s)', :moods_oid), 'an admin ungoverns a dropped table by its OID');
+SELECT throws_ok(format('SELECT approval.ungovern(%s)', :moods_oid), '42704', NULL, 'once');
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------
