@@ -45,6 +45,14 @@ subject_holder(Req *r)
 	{
 		if (same_payload)
 			return id;
+		if (govern_holds(id))
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
+					 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
+							r->subject, r->workflow, (long long) id),
+					 errdetail("Your open request %lld holds another change of this row.", (long long) id),
+					 errhint("Wait for request %lld to be decided, or cancel it and make the change again.",
+							 (long long) id)));
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
 				 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
