@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(160);
+SELECT plan(167);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -68,6 +68,8 @@ SELECT approval.define_workflow($j${"name": "g-lic",
 SELECT approval.define_workflow($j${"name": "g-plain", "stages": [{"name": "review", "approvers": ["user:bob"]}]}$j$)
     > 0 AS defined \gset
 SELECT approval.define_workflow($j${"name": "g-now"}$j$) > 0 AS defined \gset
+SELECT approval.define_workflow($j${"name": "g-exp", "expires_after": "1 hour",
+    "stages": [{"name": "review", "approvers": ["user:bob"]}]}$j$) > 0 AS defined \gset
 SELECT approval.define_workflow($j${"name": "g-off", "stages": [{"name": "r", "approvers": ["user:bob"]}]}$j$)
     > 0 AS defined \gset
 SELECT approval.disable_workflow('g-off') IS NULL AS disabled \gset
@@ -79,6 +81,9 @@ CREATE TABLE ap_g.licenses (id int PRIMARY KEY, product text NOT NULL, seats int
 INSERT INTO ap_g.licenses VALUES (1, 'db', 5), (2, 'ide', 3), (3, 'cad', 7), (4, 'crm', 1);
 GRANT SELECT, INSERT, UPDATE, DELETE ON ap_g.licenses TO ap_g_alice, ap_g_app;
 CREATE TABLE ap_g.nokey (a int);
+CREATE TABLE ap_g.exp (id int PRIMARY KEY, v int);
+INSERT INTO ap_g.exp VALUES (1, 1);
+GRANT SELECT, UPDATE ON ap_g.exp TO ap_g_alice;
 CREATE VIEW ap_g.lic_view AS SELECT * FROM ap_g.licenses;
 CREATE SEQUENCE ap_g.seq;
 CREATE TABLE ap_g.multi (id int PRIMARY KEY, n int);
@@ -192,6 +197,7 @@ SELECT lives_ok($$SELECT approval.govern('ap_g.gen', 'g-plain', '{INSERT,UPDATE}
 SELECT lives_ok($$SELECT approval.govern('ap_g.docs', 'g-plain')$$, 'a table under row-level security');
 SELECT lives_ok($$SELECT approval.govern('ap_g.part', 'g-plain', '{UPDATE}')$$, 'a partitioned table');
 SELECT lives_ok($$SELECT approval.govern('ap_g.moods', 'g-plain')$$, 'a table with a cast to json');
+SELECT lives_ok($$SELECT approval.govern('ap_g.exp', 'g-exp')$$, 'a workflow that expires');
 RESET ROLE;
 SELECT is((SELECT row(workflow, operations, key_columns, governed_by)::text FROM approval.governed
             WHERE tbl = 'ap_g.licenses'::regclass),
@@ -296,6 +302,13 @@ RESET ROLE;
 SELECT is((SELECT row(product, seats)::text FROM ap_g.licenses WHERE id = 10), '(erp,3)', 'INSERT applied');
 SELECT is(ap_g.outcome(:ins), 'applied', 'INSERT: the held change is applied');
 
+SET LOCAL ROLE ap_g_alice;
+SELECT throws_ok($$INSERT INTO ap_g.licenses VALUES (1, 'dup', 1)$$, '23505', NULL,
+                 'an INSERT of a key that exists fails as the requester''s own would (23505)');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM approval.request WHERE title = 'INSERT ap_g.licenses (id=1)'), 0,
+          'and is not held');
+
 -- DELETE
 SET LOCAL ROLE ap_g_alice;
 DELETE FROM ap_g.licenses WHERE id = 10;
@@ -330,6 +343,15 @@ SELECT is(approval.cancel(:can)::text, 'cancelled', 'a held DELETE cancelled by 
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM ap_g.licenses WHERE id = 4), 1, 'cancelled: the row is there');
 SELECT is(ap_g.outcome(:can), 'discarded', 'cancelled: the held change is discarded');
+
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.exp SET v = 2 WHERE id = 1;
+RESET ROLE;
+SELECT is(approval.tick(now() + interval '2 hours'), 1, 'the timer fires the expiry');
+SELECT is((SELECT state::text FROM approval.request WHERE id = ap_g.req('UPDATE ap_g.exp (id=1)')), 'expired',
+          'a held change expired');
+SELECT is(ap_g.outcome(ap_g.req('UPDATE ap_g.exp (id=1)')), 'discarded', 'expired: the held change is discarded');
+SELECT is((SELECT v FROM ap_g.exp), 1, 'expired: the row is unchanged');
 
 SET LOCAL ROLE ap_g_alice;
 UPDATE ap_g.licenses SET seats = 60 WHERE id = 3;
@@ -556,7 +578,7 @@ SELECT ok(NOT has_table_privilege('approval_user', 'approval.held_change', 'SELE
 SELECT ok(NOT has_table_privilege('public', t, 'SELECT'), format('PUBLIC may not read %s', t))
   FROM unnest(ARRAY['approval.governed', 'approval.held_change']) t ORDER BY t;
 SET LOCAL ROLE ap_g_alice;
-SELECT is((SELECT count(*)::int FROM approval.governed), 4, 'an approval_user reads approval.governed');
+SELECT is((SELECT count(*)::int FROM approval.governed), 5, 'an approval_user reads approval.governed');
 SELECT throws_ok($$DELETE FROM approval.governed$$, '42501', NULL, 'an approval_user may not write it');
 RESET ROLE;
 SET LOCAL ROLE ap_g_admin;
