@@ -373,7 +373,9 @@ approval_get_actor(ApprovalActor *actor)
 		get_actor(actor, outer, &as);
 		return;
 	}
-	as.id = approval_claimed_actor(role_oid_or_invalid(APPROVAL_GATEWAY_ROLE));
+	as.id = NULL;
+	if (approval_actor_claim != NULL && approval_actor_claim[0] != '\0')
+		as.id = approval_claimed_actor(role_oid_or_invalid(APPROVAL_GATEWAY_ROLE));
 	if (as.id != NULL)
 	{
 		as.source = psprintf("The claim \"%s\" of request.jwt.claims names", approval_actor_claim);

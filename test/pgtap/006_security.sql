@@ -22,7 +22,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(97);
+SELECT plan(99);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 
@@ -397,7 +397,8 @@ RESET ROLE;
 -- 5. Superuser-set notification settings
 -- ---------------------------------------------------------------------------
 SELECT is((SELECT context FROM pg_settings WHERE name = s), 'superuser', format('%s is superuser-set', s))
-  FROM unnest(ARRAY['approval.notify', 'approval.notify_channel', 'approval.notify_payload']) AS s;
+  FROM unnest(ARRAY['approval.notify', 'approval.notify_channel', 'approval.notify_payload',
+                    'approval.actor_claim']) AS s;
 
 SET LOCAL ROLE ap_s_eve;
 SELECT throws_ok('SET approval.notify = off', '42501', NULL, 'an approval_user cannot SET approval.notify');
@@ -417,6 +418,8 @@ SELECT throws_ok($$SET approval.notify_payload = full$$, '42501', NULL,
                  'an approval_user cannot SET approval.notify_payload');
 SELECT throws_ok($$SELECT set_config('approval.notify_payload', 'minimal', true)$$, '42501', NULL,
                  'an approval_user cannot set_config approval.notify_payload');
+SELECT throws_ok($$SELECT set_config('approval.actor_claim', 'sub', true)$$, '42501', NULL,
+                 'an approval_user cannot set_config approval.actor_claim');
 SELECT is(current_setting('approval.notify') || '/' || current_setting('approval.notify_channel')
           || '/' || current_setting('approval.notify_payload'), 'commit/approval/full',
           'the settings are unchanged');

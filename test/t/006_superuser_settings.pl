@@ -1,5 +1,6 @@
-# approval.notify and approval.notify_channel are superuser-set, also when
-# the library is not preloaded (DESIGN §7, doc "Settings").
+# approval.notify, approval.notify_channel and approval.actor_claim are
+# superuser-set, also when the library is not preloaded (DESIGN §2, §7, doc
+# "Settings").
 #
 # Without shared_preload_libraries the settings are unknown until the library
 # loads on a session's first call of the extension; before that, SET makes a
@@ -81,6 +82,41 @@ $node->safe_psql('postgres', 'ALTER ROLE s_eve SET approval.notify = off');
 ($ret, $out, $err) = $node->psql('postgres', $show, extra_params => [ '-U', 's_eve' ]);
 is($ret, 0, 'a user with a setting from ALTER ROLE connects') or diag($err);
 is($out, "eve\noff\napproval", 'ALTER ROLE ... SET by a superuser sets approval.notify for the user');
+
+# PostgREST's authenticator logs in with the setting a superuser gave it by
+# ALTER ROLE, switches to the web role and passes the claims
+$node->safe_psql(
+	'postgres', q{
+	CREATE ROLE s_authenticator LOGIN NOINHERIT;
+	CREATE ROLE s_web_user;
+	GRANT s_web_user TO s_authenticator;
+	GRANT approval_gateway TO s_authenticator;
+	GRANT approval_user TO s_web_user;
+	INSERT INTO approval.principal (id) VALUES ('ivan');
+	ALTER ROLE s_authenticator SET approval.actor_claim = 'sub';
+});
+my $postgrest = q{
+	BEGIN;
+	SELECT set_config('role', 's_web_user', true) IS NOT NULL AS role_set,
+	       set_config('request.jwt.claims', '{"sub": "ivan", "role": "s_web_user"}', true) IS NOT NULL AS claims_set;
+	SELECT approval.current_actor();
+	COMMIT;
+};
+($ret, $out, $err) = $node->psql('postgres', $postgrest, extra_params => [ '-U', 's_authenticator' ]);
+is($ret, 0, 'the authenticator acts with the claims') or diag($err);
+is($out, "t|t
+ivan", 'ALTER ROLE ... SET approval.actor_claim by a superuser names the actor by the claim');
+
+# the authenticator cannot give itself the setting
+$node->safe_psql('postgres', 'ALTER ROLE s_authenticator RESET approval.actor_claim');
+{
+	local $ENV{PGOPTIONS} = '-c approval.actor_claim=sub';
+	($ret, $out, $err) = $node->psql('postgres', $postgrest, extra_params => [ '-U', 's_authenticator' ]);
+}
+is($ret, 0, 'the authenticator connects with approval.actor_claim in its options') or diag($err);
+is($out, "t|t
+s_web_user", '... which is dropped: the claims are ignored, the web role acts as itself');
+like($err, qr/permission denied to set parameter "approval\.actor_claim"/, '... with a warning');
 
 $node->stop;
 
