@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(167);
+SELECT plan(169);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -521,6 +521,16 @@ RESET approval.actor;
 RESET ROLE;
 SELECT is((SELECT requester FROM approval.request WHERE id = ap_g.req('UPDATE ap_g.licenses (id=1)')), 'alice',
           'behind a gateway the requester is the actor the gateway names');
+
+-- an approval through an actionable token applies the change too
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.seat SET holder = 'dan' WHERE org = 'acme' AND id = 1;
+RESET ROLE;
+SET LOCAL ROLE ap_g_app;
+SELECT approval.issue_token(ap_g.req('UPDATE ap_g.seat (org=acme, id=1)'), 'bob') AS seat_token \gset
+SELECT is(approval.redeem_token(:'seat_token', 'approve')::text, 'approved', 'a held change approved with a token');
+RESET ROLE;
+SELECT is((SELECT holder FROM ap_g.seat WHERE id = 1), 'dan', 'and applied');
 
 -- ---------------------------------------------------------------------------
 -- 9. ungovern
