@@ -73,6 +73,8 @@ include $(PGXS)
 $(OBJS): src/approval.h src/engine.h src/calendar.h
 src/launcher.o src/worker.o src/relay.o: src/worker.h
 src/govern.o src/govern_apply.o: src/govern.h
+# APPROVAL_VERSION comes from approval.control
+src/worker.o: $(EXTENSION).control
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@
