@@ -31,6 +31,7 @@ OBJS = \
 	src/eligibility.o \
 	src/decide.o \
 	src/token.o \
+	src/token_revoke.o \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \
