@@ -425,6 +425,22 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 	RequestState state;
 	int64		id;
 
+	/*
+	 * A change made by code that runs at arm's length (the owner's trigger of
+	 * a table whose approved change is being applied) has no requester: the
+	 * outer role, the approver, did not make it.
+	 */
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot hold a change of %s inside a security-restricted operation",
+						RelationGetRelationName(rel)),
+				 errdetail("It is made by code running as another role on behalf of role \"%s\", "
+						   "such as a trigger while an approved change of another governed table is applied, "
+						   "so nobody could be its requester.",
+						   GetUserNameFromId(GetOuterUserId(), false)),
+				 errhint("Govern the tables so that applying one change does not change another governed table.")));
+
 	/* the extension's owner owns its functions */
 	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
 	if (!HeapTupleIsValid(tp))

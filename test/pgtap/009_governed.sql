@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(169);
+SELECT plan(174);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -601,6 +601,52 @@ SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
             WHERE pronamespace = 'approval'::regnamespace AND proname IN ('govern', 'ungovern')
               AND prosecdef AND proconfig @> ARRAY['search_path=pg_catalog, pg_temp']),
           '{govern,ungovern}', 'govern and ungovern are SECURITY DEFINER with a pinned search_path');
+
+-- ---------------------------------------------------------------------------
+-- 11. Attacks: what the table's owner's code may do when a change is applied,
+--     what a requester may read through the request, and settings
+-- ---------------------------------------------------------------------------
+INSERT INTO approval.principal (id, display_name, pg_role) VALUES ('stranger', 'Stranger', 'ap_g_stranger');
+SET LOCAL ROLE ap_g_owner;
+-- a trigger of the owner's that, when it runs as the owner (the apply),
+-- approves another request and changes another governed table
+CREATE TABLE ap_g.victim (id bigint);
+CREATE TABLE ap_g.trap (id int PRIMARY KEY, v int);
+INSERT INTO ap_g.trap VALUES (1, 1), (2, 1);
+GRANT SELECT, UPDATE ON ap_g.trap TO ap_g_alice;
+CREATE FUNCTION ap_g.trap_fire() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = 'ap_g_owner' AND NEW.id = 1 THEN
+        PERFORM approval.approve(id) FROM ap_g.victim;
+    ELSIF current_user = 'ap_g_owner' THEN
+        UPDATE ap_g.seat SET holder = 'eve' WHERE org = 'acme' AND id = 2;
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER trap_fire AFTER UPDATE ON ap_g.trap FOR EACH ROW EXECUTE FUNCTION ap_g.trap_fire();
+SELECT approval.govern('ap_g.trap', 'g-plain') IS NULL AS governed \gset
+RESET ROLE;
+
+-- the owner's code run by the apply may not act as the approver
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.trap SET v = 2 WHERE id = 1;
+UPDATE ap_g.trap SET v = 2 WHERE id = 2;
+SET LOCAL ROLE ap_g_carol;
+SELECT approval.submit('g-plain', '{"what": "unrelated"}') AS victim \gset
+RESET ROLE;
+INSERT INTO ap_g.victim VALUES (:victim);
+SELECT ap_g.req('UPDATE ap_g.trap (id=1)') AS trap1, ap_g.req('UPDATE ap_g.trap (id=2)') AS trap2 \gset
+SET LOCAL ROLE ap_g_bob;
+SELECT throws_ok(format('SELECT approval.approve(%s)', :trap1), '42501', NULL,
+                 'the owner''s trigger, run by the apply, cannot call the approval functions as the approver (42501)');
+SELECT throws_ok(format('SELECT approval.approve(%s)', :trap2), '42501', NULL,
+                 'nor change another governed table, whose requester would be the approver (42501)');
+RESET ROLE;
+SELECT is((SELECT state::text FROM approval.request WHERE id = :victim), 'pending',
+          'the other request was not approved in the approver''s name');
+SELECT is((SELECT array_agg(state::text ORDER BY id) FROM approval.request WHERE id IN (:trap1, :trap2)),
+          '{pending,pending}', 'the approvals failed: both held changes are still pending');
+SELECT is((SELECT holder FROM ap_g.seat WHERE id = 2), 'cat', 'the other governed table is untouched');
 
 SELECT * FROM finish();
 ROLLBACK;
