@@ -163,7 +163,7 @@ append_key_match(StringInfo buf, GovTable *t)
  * NOTHING when on_conflict
  */
 static char *
-insert_sql(GovTable *t, bool on_conflict)
+insert_sql(GovTable *t, bool on_conflict, bool returning)
 {
 	StringInfoData buf;
 	StringInfoData vals;
@@ -171,7 +171,7 @@ insert_sql(GovTable *t, bool on_conflict)
 
 	initStringInfo(&buf);
 	initStringInfo(&vals);
-	appendStringInfo(&buf, "INSERT INTO %s (", t->qname);
+	appendStringInfo(&buf, "INSERT INTO %s AS t (", t->qname);
 	for (int i = 0; i < t->ncols; i++)
 	{
 		const char *c = quote_identifier(t->cols[i]);
@@ -187,6 +187,8 @@ insert_sql(GovTable *t, bool on_conflict)
 	append_record(&buf, t, 1, "n");
 	if (on_conflict)
 		appendStringInfoString(&buf, " ON CONFLICT DO NOTHING");
+	if (returning)
+		appendStringInfoString(&buf, " RETURNING t");
 	return buf.data;
 }
 
@@ -196,7 +198,7 @@ insert_sql(GovTable *t, bool on_conflict)
  * set).  NULL when that leaves none.
  */
 static char *
-update_sql(GovTable *t, List *changed)
+update_sql(GovTable *t, List *changed, bool returning)
 {
 	StringInfoData buf;
 	bool		first = true;
@@ -217,6 +219,22 @@ update_sql(GovTable *t, List *changed)
 	appendStringInfoString(&buf, " FROM ");
 	append_record(&buf, t, 2, "n");
 	appendStringInfoString(&buf, ", ");
+	append_record(&buf, t, 1, "k");
+	appendStringInfoString(&buf, " WHERE ");
+	append_key_match(&buf, t);
+	if (returning)
+		appendStringInfoString(&buf, " RETURNING t");
+	return buf.data;
+}
+
+/* The whole row whose key is $1, as the current user may read it */
+static char *
+read_sql(GovTable *t)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT t FROM %s t, ", t->qname);
 	append_record(&buf, t, 1, "k");
 	appendStringInfoString(&buf, " WHERE ");
 	append_key_match(&buf, t);
@@ -277,8 +295,11 @@ run(const char *sql, Jsonb *p1, Jsonb *p2)
 
 /*
  * Make the change, with the mark that lets the governed trigger pass it.
- * as_check: the requester's trial of an INSERT or UPDATE (no conflict
- * handling: its errors are the requester's).  Returns false for a conflict.
+ * as_check: the requester's trial
+ * of an INSERT or UPDATE (no conflict handling: its errors are the
+ * requester's), which returns the new row, so that the requester's column
+ * privileges and SELECT policies are checked on it.  Returns false for a
+ * conflict; for a trial, false when the UPDATE found no row.
  */
 static bool
 make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, List *changed,
@@ -293,7 +314,7 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 		char	   *sql;
 
 		if (op == GOV_INSERT)
-			ok = run(insert_sql(t, !as_check), newrow, NULL) > 0 || as_check;
+			ok = run(insert_sql(t, !as_check, as_check), newrow, NULL) > 0 || as_check;
 		else
 		{
 			if (!as_check)
@@ -302,8 +323,8 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 					SPI_tuptable != NULL &&
 					approval_getbool(0, 1);
 			}
-			if (ok && op == GOV_UPDATE && (sql = update_sql(t, changed)) != NULL)
-				ok = run(sql, key, newrow) > 0 || as_check;
+			if (ok && op == GOV_UPDATE && (sql = update_sql(t, changed, as_check)) != NULL)
+				ok = run(sql, key, newrow) > 0;
 			else if (ok && op == GOV_DELETE)
 				ok = run(delete_sql(t), key, NULL) > 0;
 		}
@@ -323,6 +344,14 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
  * user), in a subtransaction that is always rolled back, with the trigger
  * passing it.  Its errors (a policy's WITH CHECK, a constraint) are the
  * requester's statement's.
+ *
+ * The request shows its requester the row as it was and as it would be,
+ * every column of it, so the requester must also be able to read them: the
+ * old row of an UPDATE or DELETE is read as the requester (SELECT privilege
+ * on every column, their SELECT policies), and the trial returns the new
+ * row (the same for it).  Without that, DELETE privilege alone, or UPDATE
+ * of a row their SELECT policies hide, would show them what they may not
+ * read (42501).
  */
 void
 gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayType *changed)
@@ -330,14 +359,27 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	List	   *cols = approval_array_to_list(changed);
+	bool		tried = true;
 
+	if (op != GOV_INSERT)
+	{
+		if (run(read_sql(t), key, NULL) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not read the row of %s it would %s",
+							GetUserNameFromId(GetUserId(), false), t->qname,
+							op == GOV_UPDATE ? "update" : "delete"),
+					 errdetail("The request holding the change shows its requester the whole row; "
+							   "row-level security hides this one from them."),
+					 errhint("Change only rows you may SELECT.")));
+	}
 	if (op == GOV_DELETE)
 		return;					/* no WITH CHECK; the trigger fired: USING passed */
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		(void) make_change(t, op, key, NULL, newrow, cols, true);
+		tried = make_change(t, op, key, NULL, newrow, cols, true);
 	}
 	PG_CATCH();
 	{
@@ -355,6 +397,14 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	if (!tried)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not update the row of %s as it asks",
+						GetUserNameFromId(GetUserId(), false), t->qname),
+				 errdetail("Tried as them, the UPDATE of the row by its key changed no row: "
+						   "row-level security hides it from them, or a trigger skipped it."),
+				 errhint("Change only rows you may SELECT and UPDATE.")));
 }
 
 /* ---------- held changes ---------- */

@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(174);
+SELECT plan(179);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -625,6 +625,17 @@ BEGIN
 END $$;
 CREATE TRIGGER trap_fire AFTER UPDATE ON ap_g.trap FOR EACH ROW EXECUTE FUNCTION ap_g.trap_fire();
 SELECT approval.govern('ap_g.trap', 'g-plain') IS NULL AS governed \gset
+-- rows a requester may change but not read
+CREATE TABLE ap_g.vault (id int PRIMARY KEY, label text NOT NULL, secret text, v int);
+INSERT INTO ap_g.vault VALUES (1, 'open', 's1', 0), (2, 'hidden', 's2', 0);
+GRANT DELETE ON ap_g.vault TO ap_g_alice;
+GRANT SELECT (id, label, v), UPDATE (v) ON ap_g.vault TO ap_g_carol;
+GRANT SELECT, UPDATE ON ap_g.vault TO ap_g_stranger;
+ALTER TABLE ap_g.vault ENABLE ROW LEVEL SECURITY;
+CREATE POLICY vault_all ON ap_g.vault TO ap_g_alice, ap_g_carol USING (true);
+CREATE POLICY vault_sel ON ap_g.vault FOR SELECT TO ap_g_stranger USING (label <> 'hidden');
+CREATE POLICY vault_upd ON ap_g.vault FOR UPDATE TO ap_g_stranger USING (true);
+SELECT approval.govern('ap_g.vault', 'g-plain') IS NULL AS governed \gset
 RESET ROLE;
 
 -- the owner's code run by the apply may not act as the approver
@@ -647,6 +658,21 @@ SELECT is((SELECT state::text FROM approval.request WHERE id = :victim), 'pendin
 SELECT is((SELECT array_agg(state::text ORDER BY id) FROM approval.request WHERE id IN (:trap1, :trap2)),
           '{pending,pending}', 'the approvals failed: both held changes are still pending');
 SELECT is((SELECT holder FROM ap_g.seat WHERE id = 2), 'cat', 'the other governed table is untouched');
+
+-- the request shows the requester the row: they must be able to read it
+SET LOCAL ROLE ap_g_alice;
+SELECT throws_ok($$DELETE FROM ap_g.vault$$, '42501', NULL,
+                 'a DELETE by a requester who may not SELECT the table is refused (42501)');
+SET LOCAL ROLE ap_g_carol;
+SELECT throws_ok($$UPDATE ap_g.vault SET v = 1 WHERE id = 1$$, '42501', NULL,
+                 'an UPDATE by a requester who may not read every column is refused (42501)');
+SET LOCAL ROLE ap_g_stranger;
+SELECT throws_ok($$UPDATE ap_g.vault SET v = 1$$, '42501', NULL,
+                 'an UPDATE of a row the requester''s SELECT policy hides is refused (42501)');
+SELECT lives_ok($$UPDATE ap_g.vault SET v = 1 WHERE id = 1$$, 'an UPDATE of a row they may read is held');
+RESET ROLE;
+SELECT is((SELECT array_agg(title || ' ' || requester) FROM approval.request WHERE title LIKE '% ap_g.vault %'),
+          '{"UPDATE ap_g.vault (id=1) stranger"}', 'only that change is held: no hidden row reached a request');
 
 SELECT * FROM finish();
 ROLLBACK;
