@@ -479,8 +479,12 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 	}
 	as_owner_end(&st);
 
-	/* the images, as the invoker (see images_sql) with the pinned search_path */
+	/*
+	 * The images, as the invoker (see images_sql) with the pinned search_path
+	 * and the settings that decide how values are written (gov_pin_settings)
+	 */
 	as_owner_begin(&st, GetUserId());
+	gov_pin_settings();
 	types[0] = types[1] = rel->rd_rel->reltype;
 	types[2] = types[3] = TEXTARRAYOID;
 	types[4] = types[5] = TEXTOID;

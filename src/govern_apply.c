@@ -60,6 +60,33 @@ gov_applying(Relation rel)
 		list_member_oid(get_partition_ancestors(relid), applying_relid);
 }
 
+/*
+ * The settings that decide how to_jsonb() writes a value and how
+ * jsonb_populate_record() reads it back, pinned (in the caller's GUC nest
+ * level) wherever a held change's images are made, tried, compared or
+ * applied: the requester's and the approver's sessions may differ (a
+ * timestamptz is written with the session's offset, a float with
+ * extra_float_digits, an interval in IntervalStyle, a bytea in
+ * bytea_output, money in lc_monetary), and the same row must give the same
+ * image, every value read back exactly.
+ */
+static const char *const pinned_settings[][2] = {
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+};
+
+void
+gov_pin_settings(void)
+{
+	for (size_t i = 0; i < lengthof(pinned_settings); i++)
+		(void) set_config_option(pinned_settings[i][0], pinned_settings[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
 /* OPERATOR(schema.name) for an operator */
 static char *
 operator_sql(Oid opno)
@@ -294,8 +321,8 @@ run(const char *sql, Jsonb *p1, Jsonb *p2)
 }
 
 /*
- * Make the change, with the mark that lets the governed trigger pass it.
- * as_check: the requester's trial
+ * Make the change, with the mark that lets the governed trigger pass it and
+ * the settings pinned (gov_pin_settings).  as_check: the requester's trial
  * of an INSERT or UPDATE (no conflict handling: its errors are the
  * requester's), which returns the new row, so that the requester's column
  * privileges and SELECT policies are checked on it.  Returns false for a
@@ -306,8 +333,10 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 			bool as_check)
 {
 	Oid			prev = applying_relid;
+	int			nest = NewGUCNestLevel();
 	volatile bool ok = true;
 
+	gov_pin_settings();
 	applying_relid = t->relid;
 	PG_TRY();
 	{
@@ -334,6 +363,8 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 		applying_relid = prev;
 	}
 	PG_END_TRY();
+	/* on error, the (sub)transaction's abort puts the settings back */
+	AtEOXact_GUC(false, nest);
 	return ok;
 }
 
@@ -359,10 +390,13 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	List	   *cols = approval_array_to_list(changed);
+	int			nest;
 	bool		tried = true;
 
 	if (op != GOV_INSERT)
 	{
+		nest = NewGUCNestLevel();
+		gov_pin_settings();
 		if (run(read_sql(t), key, NULL) != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -372,6 +406,7 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 					 errdetail("The request holding the change shows its requester the whole row; "
 							   "row-level security hides this one from them."),
 					 errhint("Change only rows you may SELECT.")));
+		AtEOXact_GUC(false, nest);
 	}
 	if (op == GOV_DELETE)
 		return;					/* no WITH CHECK; the trigger fired: USING passed */

@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(179);
+SELECT plan(181);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -636,6 +636,11 @@ CREATE POLICY vault_all ON ap_g.vault TO ap_g_alice, ap_g_carol USING (true);
 CREATE POLICY vault_sel ON ap_g.vault FOR SELECT TO ap_g_stranger USING (label <> 'hidden');
 CREATE POLICY vault_upd ON ap_g.vault FOR UPDATE TO ap_g_stranger USING (true);
 SELECT approval.govern('ap_g.vault', 'g-plain') IS NULL AS governed \gset
+-- values whose text depends on the session's settings
+CREATE TABLE ap_g.clock (id int PRIMARY KEY, at timestamptz, f float8, d interval);
+INSERT INTO ap_g.clock VALUES (1, '2026-01-01 10:00+00', 1, '1 hour');
+GRANT SELECT, UPDATE ON ap_g.clock TO ap_g_alice;
+SELECT approval.govern('ap_g.clock', 'g-plain') IS NULL AS governed \gset
 RESET ROLE;
 
 -- the owner's code run by the apply may not act as the approver
@@ -673,6 +678,26 @@ SELECT lives_ok($$UPDATE ap_g.vault SET v = 1 WHERE id = 1$$, 'an UPDATE of a ro
 RESET ROLE;
 SELECT is((SELECT array_agg(title || ' ' || requester) FROM approval.request WHERE title LIKE '% ap_g.vault %'),
           '{"UPDATE ap_g.vault (id=1) stranger"}', 'only that change is held: no hidden row reached a request');
+
+-- the images do not depend on the requester's or the approver's settings
+SET LOCAL ROLE ap_g_alice;
+SET LOCAL TimeZone = 'Asia/Tokyo';
+SET LOCAL extra_float_digits = 0;
+SET LOCAL IntervalStyle = 'sql_standard';
+UPDATE ap_g.clock SET f = 0.1::float8 + 0.2::float8, d = '-1 day -2 hours' WHERE id = 1;
+SET LOCAL TimeZone = 'America/New_York';
+SET LOCAL extra_float_digits = 3;
+SET LOCAL IntervalStyle = 'postgres';
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('UPDATE ap_g.clock (id=1)'))::text, 'approved',
+          'a change held in one time zone is approved in another: no false conflict');
+RESET ROLE;
+RESET TimeZone;
+RESET extra_float_digits;
+RESET IntervalStyle;
+SELECT is((SELECT row(at = '2026-01-01 10:00+00', f = 0.1::float8 + 0.2::float8, d = '-1 day -2 hours')::text
+             FROM ap_g.clock), '(t,t,t)',
+          'applied exactly: the float with all its digits, the interval with its signs, the time untouched');
 
 SELECT * FROM finish();
 ROLLBACK;
