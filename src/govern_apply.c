@@ -21,7 +21,8 @@
  * compares keys with the equality operators of the primary key's operator
  * classes, named with their schemas, so no search_path reaches them.  While
  * they run, a backend-local mark lets the governed trigger pass the change
- * (gov_applying); it is put back on error too.
+ * they make, as the role they make it as (gov_applying); it is put back on
+ * error too.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,16 +43,25 @@
 
 const char *const gov_op_names[GOV_OP_COUNT] = {"INSERT", "UPDATE", "DELETE"};
 
-/* The table whose changes the extension is making itself, if any */
+/*
+ * The table whose changes the extension is making itself, if any, and the
+ * role it makes them as (the table's owner applying, the requester trying)
+ */
 static Oid	applying_relid = InvalidOid;
+static Oid	applying_user = InvalidOid;
 
-/* Does the trigger on rel fire for a change the extension makes itself? */
+/*
+ * Does the trigger on rel fire for a change the extension makes itself?
+ * Only as the role that makes it: other roles' code that the change sets
+ * off (a trigger of a table a foreign key cascades to runs as that table's
+ * owner) does not pass, or it could change the governed table unheld.
+ */
 bool
 gov_applying(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 
-	if (!OidIsValid(applying_relid))
+	if (!OidIsValid(applying_relid) || GetUserId() != applying_user)
 		return false;
 	if (relid == applying_relid)
 		return true;
@@ -333,11 +343,13 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 			bool as_check)
 {
 	Oid			prev = applying_relid;
+	Oid			prev_user = applying_user;
 	int			nest = NewGUCNestLevel();
 	volatile bool ok = true;
 
 	gov_pin_settings();
 	applying_relid = t->relid;
+	applying_user = GetUserId();
 	PG_TRY();
 	{
 		char	   *sql;
@@ -361,6 +373,7 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 	PG_FINALLY();
 	{
 		applying_relid = prev;
+		applying_user = prev_user;
 	}
 	PG_END_TRY();
 	/* on error, the (sub)transaction's abort puts the settings back */

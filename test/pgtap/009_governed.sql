@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(181);
+SELECT plan(183);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -642,6 +642,23 @@ INSERT INTO ap_g.clock VALUES (1, '2026-01-01 10:00+00', 1, '1 hour');
 GRANT SELECT, UPDATE ON ap_g.clock TO ap_g_alice;
 SELECT approval.govern('ap_g.clock', 'g-plain') IS NULL AS governed \gset
 RESET ROLE;
+-- a table of the stranger's whose rows cascade from a governed table's
+CREATE SCHEMA ap_g_x AUTHORIZATION ap_g_stranger;
+SET LOCAL ROLE ap_g_owner;
+CREATE TABLE ap_g.acct (id int PRIMARY KEY, v int);
+INSERT INTO ap_g.acct VALUES (1, 1);
+GRANT SELECT, INSERT, DELETE, REFERENCES ON ap_g.acct TO ap_g_stranger;
+SELECT approval.govern('ap_g.acct', 'g-plain') IS NULL AS governed \gset
+SET LOCAL ROLE ap_g_stranger;
+CREATE TABLE ap_g_x.link (id int PRIMARY KEY, acct int REFERENCES ap_g.acct ON DELETE CASCADE);
+INSERT INTO ap_g_x.link VALUES (1, 1);
+CREATE FUNCTION ap_g_x.smuggle() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO ap_g.acct VALUES (99, 666);
+    RETURN OLD;
+END $$;
+CREATE TRIGGER smuggle BEFORE DELETE ON ap_g_x.link FOR EACH ROW EXECUTE FUNCTION ap_g_x.smuggle();
+RESET ROLE;
 
 -- the owner's code run by the apply may not act as the approver
 SET LOCAL ROLE ap_g_alice;
@@ -664,7 +681,17 @@ SELECT is((SELECT array_agg(state::text ORDER BY id) FROM approval.request WHERE
           '{pending,pending}', 'the approvals failed: both held changes are still pending');
 SELECT is((SELECT holder FROM ap_g.seat WHERE id = 2), 'cat', 'the other governed table is untouched');
 
--- the request shows the requester the row: they must be able to read it
+-- while a change is applied, only the statements it makes pass the trigger:
+-- not another role's code they set off (here a cascade to the stranger's table)
+SET LOCAL ROLE ap_g_stranger;
+DELETE FROM ap_g.acct WHERE id = 1;
+RESET ROLE;
+SET LOCAL ROLE ap_g_bob;
+SELECT throws_ok(format('SELECT approval.approve(%s)', ap_g.req('DELETE ap_g.acct (id=1)')), '42501', NULL,
+                 'a change of the governed table by another role''s trigger during the apply is not let through');
+RESET ROLE;
+SELECT is((SELECT array_agg(id ORDER BY id) FROM ap_g.acct), '{1}', 'no row was smuggled in past the trigger');
+
 SET LOCAL ROLE ap_g_alice;
 SELECT throws_ok($$DELETE FROM ap_g.vault$$, '42501', NULL,
                  'a DELETE by a requester who may not SELECT the table is refused (42501)');
