@@ -11,7 +11,8 @@
  * makes it as the table's owner:
  *
  *	INSERT	the stored new row, ON CONFLICT DO NOTHING: no row inserted is
- *			a conflict;
+ *			a conflict, and so is a column of it that the table no longer
+ *			has (renamed, dropped); a column added since gets its default;
  *	UPDATE	the current row, found by the key and locked (FOR UPDATE), must
  *			equal the stored old image, else it is a conflict; then the
  *			columns the change changed are set from the new image;
@@ -196,11 +197,12 @@ append_key_match(StringInfo buf, GovTable *t)
 }
 
 /*
- * INSERT of record $1 (every column but generated ones), ON CONFLICT DO
- * NOTHING when on_conflict
+ * INSERT of record $1: the columns the new row has (every column but
+ * generated ones when it was held; a column added since gets its default),
+ * ON CONFLICT DO NOTHING when on_conflict, returning the row when returning
  */
 static char *
-insert_sql(GovTable *t, bool on_conflict, bool returning)
+insert_sql(GovTable *t, List *present, bool on_conflict, bool returning)
 {
 	StringInfoData buf;
 	StringInfoData vals;
@@ -208,25 +210,53 @@ insert_sql(GovTable *t, bool on_conflict, bool returning)
 
 	initStringInfo(&buf);
 	initStringInfo(&vals);
-	appendStringInfo(&buf, "INSERT INTO %s AS t (", t->qname);
+	appendStringInfo(&buf, "INSERT INTO %s AS t", t->qname);
 	for (int i = 0; i < t->ncols; i++)
 	{
 		const char *c = quote_identifier(t->cols[i]);
 
-		if (t->generated[i])
+		if (t->generated[i] || !approval_list_has(present, t->cols[i]))
 			continue;
-		appendStringInfo(&buf, "%s%s", first ? "" : ", ", c);
+		appendStringInfo(&buf, "%s%s", first ? " (" : ", ", c);
 		appendStringInfo(&vals, "%sn.%s", first ? "" : ", ", c);
 		first = false;
 	}
-	appendStringInfo(&buf, ")%s SELECT %s FROM ",
-					 t->has_identity_always ? " OVERRIDING SYSTEM VALUE" : "", vals.data);
-	append_record(&buf, t, 1, "n");
+	if (first)
+		appendStringInfoString(&buf, " DEFAULT VALUES");
+	else
+	{
+		appendStringInfo(&buf, ")%s SELECT %s FROM ",
+						 t->has_identity_always ? " OVERRIDING SYSTEM VALUE" : "", vals.data);
+		append_record(&buf, t, 1, "n");
+	}
 	if (on_conflict)
 		appendStringInfoString(&buf, " ON CONFLICT DO NOTHING");
 	if (returning)
 		appendStringInfoString(&buf, " RETURNING t");
 	return buf.data;
+}
+
+/*
+ * Can the new row "present" (its column names) still be inserted as it was
+ * held: is each of them a column that is not generated?  A column renamed,
+ * dropped or made generated since would lose its value: a conflict, like a
+ * row that changed.
+ */
+static bool
+insert_fits(GovTable *t, List *present)
+{
+	ListCell   *lc;
+
+	foreach(lc, present)
+	{
+		bool		fits = false;
+
+		for (int i = 0; i < t->ncols && !fits; i++)
+			fits = !t->generated[i] && strcmp(t->cols[i], (char *) lfirst(lc)) == 0;
+		if (!fits)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -336,7 +366,8 @@ run(const char *sql, Jsonb *p1, Jsonb *p2)
  * of an INSERT or UPDATE (no conflict handling: its errors are the
  * requester's), which returns the new row, so that the requester's column
  * privileges and SELECT policies are checked on it.  Returns false for a
- * conflict; for a trial, false when the UPDATE found no row.
+ * conflict; for a trial, false when the UPDATE found no row.  changed: the
+ * columns the change sets, for an INSERT every column of the new row.
  */
 static bool
 make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, List *changed,
@@ -355,7 +386,8 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 		char	   *sql;
 
 		if (op == GOV_INSERT)
-			ok = run(insert_sql(t, !as_check, as_check), newrow, NULL) > 0 || as_check;
+			ok = (as_check || insert_fits(t, changed)) &&
+				(run(insert_sql(t, changed, !as_check, as_check), newrow, NULL) > 0 || as_check);
 		else
 		{
 			if (!as_check)

@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(183);
+SELECT plan(187);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -636,6 +636,10 @@ CREATE POLICY vault_all ON ap_g.vault TO ap_g_alice, ap_g_carol USING (true);
 CREATE POLICY vault_sel ON ap_g.vault FOR SELECT TO ap_g_stranger USING (label <> 'hidden');
 CREATE POLICY vault_upd ON ap_g.vault FOR UPDATE TO ap_g_stranger USING (true);
 SELECT approval.govern('ap_g.vault', 'g-plain') IS NULL AS governed \gset
+-- a table altered between a held INSERT and its approval
+CREATE TABLE ap_g.shape (id int PRIMARY KEY, a text, b text);
+GRANT SELECT, INSERT ON ap_g.shape TO ap_g_alice;
+SELECT approval.govern('ap_g.shape', 'g-plain') IS NULL AS governed \gset
 -- values whose text depends on the session's settings
 CREATE TABLE ap_g.clock (id int PRIMARY KEY, at timestamptz, f float8, d interval);
 INSERT INTO ap_g.clock VALUES (1, '2026-01-01 10:00+00', 1, '1 hour');
@@ -705,6 +709,26 @@ SELECT lives_ok($$UPDATE ap_g.vault SET v = 1 WHERE id = 1$$, 'an UPDATE of a ro
 RESET ROLE;
 SELECT is((SELECT array_agg(title || ' ' || requester) FROM approval.request WHERE title LIKE '% ap_g.vault %'),
           '{"UPDATE ap_g.vault (id=1) stranger"}', 'only that change is held: no hidden row reached a request');
+
+-- ALTER TABLE between the hold and the apply: a column added gets its
+-- default, a column renamed would lose its value (a conflict)
+SET LOCAL ROLE ap_g_alice;
+INSERT INTO ap_g.shape VALUES (1, 'a1', 'b1');
+INSERT INTO ap_g.shape VALUES (2, 'a2', 'b2');
+SET LOCAL ROLE ap_g_owner;
+ALTER TABLE ap_g.shape ADD COLUMN c text NOT NULL DEFAULT 'c-default';
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('INSERT ap_g.shape (id=1)'))::text, 'approved',
+          'a held INSERT is approved after a column was added');
+SET LOCAL ROLE ap_g_owner;
+ALTER TABLE ap_g.shape RENAME COLUMN b TO b_renamed;
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('INSERT ap_g.shape (id=2)'))::text, 'rejected',
+          'a held INSERT of a column renamed since is a conflict');
+RESET ROLE;
+SELECT is((SELECT array_agg(row(id, a, b_renamed, c)::text ORDER BY id) FROM ap_g.shape), '{"(1,a1,b1,c-default)"}',
+          'the added column got its default; the row whose value would be lost was not inserted');
+SELECT is(ap_g.outcome(ap_g.req('INSERT ap_g.shape (id=2)')), 'conflict', 'and its held change is marked conflict');
 
 -- the images do not depend on the requester's or the approver's settings
 SET LOCAL ROLE ap_g_alice;
