@@ -88,21 +88,53 @@ static ApprovalPlan unregister_plan = {
 };
 
 /*
+ * The caller (the outer user: the functions are SECURITY DEFINER) has the
+ * privileges of the table's owner or of approval_admin (42501)
+ */
+static void
+require_may_govern(Oid owner, const char *name, const char *verb)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			admin = get_role_oid(APPROVAL_ADMIN_ROLE, true);
+
+	if (!has_privs_of_role(outer, owner) &&
+		!(OidIsValid(admin) && has_privs_of_role(outer, admin)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not %s table %s", GetUserNameFromId(outer, false), verb, name),
+				 errdetail("Only its owner (or a role with the owner's privileges) and approval_admin may."),
+				 errhint("Ask the owner, role \"%s\", or an approval_admin.",
+						 GetUserNameFromId(owner, false))));
+}
+
+/*
  * The table of govern()/ungovern(), opened and checked: an ordinary or
  * partitioned table (42809), not the extension's own nor a system catalog,
- * not temporary (0A000), and the caller (the outer user: the functions are
- * SECURITY DEFINER) has the privileges of its owner or of approval_admin
- * (42501).
+ * not temporary (0A000), and the caller may govern it (42501).  The caller
+ * is checked before the table is locked too, from the catalog, so that a
+ * role without any privilege on it cannot queue for its lock (and make
+ * every later writer queue behind them); and again once it is locked,
+ * which may have changed its owner.
  */
 static Relation
 open_governable(Oid relid, const char *verb)
 {
-	Relation	rel = relation_open(relid, ShareRowExclusiveLock);
-	char	   *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												  RelationGetRelationName(rel));
-	Oid			outer = GetOuterUserId();
-	Oid			admin = get_role_oid(APPROVAL_ADMIN_ROLE, true);
+	Relation	rel;
+	char	   *name;
+	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 
+	if (!HeapTupleIsValid(tp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	name = quote_qualified_identifier(get_namespace_name(((Form_pg_class) GETSTRUCT(tp))->relnamespace),
+									  NameStr(((Form_pg_class) GETSTRUCT(tp))->relname));
+	require_may_govern(((Form_pg_class) GETSTRUCT(tp))->relowner, name, verb);
+	ReleaseSysCache(tp);
+
+	rel = relation_open(relid, ShareRowExclusiveLock);
+	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -123,14 +155,7 @@ open_governable(Oid relid, const char *verb)
 				 errmsg("cannot %s %s: it is a temporary table", verb, name),
 				 errdetail("Its changes could not be applied by another session, nor after this one ends."),
 				 errhint("Govern a permanent table.")));
-	if (!has_privs_of_role(outer, rel->rd_rel->relowner) &&
-		!(OidIsValid(admin) && has_privs_of_role(outer, admin)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not %s table %s", GetUserNameFromId(outer, false), verb, name),
-				 errdetail("Only its owner (or a role with the owner's privileges) and approval_admin may."),
-				 errhint("Ask the owner, role \"%s\", or an approval_admin.",
-						 GetUserNameFromId(rel->rd_rel->relowner, false))));
+	require_may_govern(rel->rd_rel->relowner, name, verb);
 	return rel;
 }
 
