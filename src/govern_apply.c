@@ -557,6 +557,7 @@ govern_apply(Req *r)
 	Oid			save_user;
 	int			save_sec;
 	int			nest;
+	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = false;
 
 	if (r->is_new)
@@ -588,11 +589,33 @@ govern_apply(Req *r)
 	{
 		ok = make_change(t, op, key, oldrow, newrow, changed, false);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		SetUserIdAndSecContext(save_user, save_sec);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+
+		/*
+		 * query_canceled that the table's code raised itself (RAISE ...
+		 * USING ERRCODE = 'query_canceled') rather than a cancel or a
+		 * statement_timeout (ProcessInterrupts): the timer ends its tick on
+		 * a cancel, so the owner could end every tick at this request and
+		 * stop every deadline in the database.  It is the change's error.
+		 */
+		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED ||
+			(edata->funcname != NULL && strcmp(edata->funcname, "ProcessInterrupts") == 0))
+			PG_RE_THROW();
+		FlushErrorState();
+		edata->sqlerrcode = ERRCODE_TRIGGERED_ACTION_EXCEPTION;
+		if (edata->detail == NULL)
+			edata->detail = psprintf("The code of table %s raised query_canceled (57014) while the change "
+									 "request %lld holds was applied.", t->qname, (long long) r->id);
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(false, nest);
 	relation_close(rel, NoLock);
 

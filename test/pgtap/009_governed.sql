@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(187);
+SELECT plan(190);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -607,6 +607,8 @@ SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
 --     what a requester may read through the request, and settings
 -- ---------------------------------------------------------------------------
 INSERT INTO approval.principal (id, display_name, pg_role) VALUES ('stranger', 'Stranger', 'ap_g_stranger');
+SELECT approval.define_workflow($j${"name": "g-timeout", "stages": [{"name": "review", "approvers": ["user:bob"],
+    "timeout": "30 minutes", "on_timeout": "approve"}]}$j$) > 0 AS defined \gset
 SET LOCAL ROLE ap_g_owner;
 -- a trigger of the owner's that, when it runs as the owner (the apply),
 -- approves another request and changes another governed table
@@ -636,6 +638,19 @@ CREATE POLICY vault_all ON ap_g.vault TO ap_g_alice, ap_g_carol USING (true);
 CREATE POLICY vault_sel ON ap_g.vault FOR SELECT TO ap_g_stranger USING (label <> 'hidden');
 CREATE POLICY vault_upd ON ap_g.vault FOR UPDATE TO ap_g_stranger USING (true);
 SELECT approval.govern('ap_g.vault', 'g-plain') IS NULL AS governed \gset
+-- a trigger of the owner's that raises query_canceled when it is applied
+CREATE TABLE ap_g.fake (id int PRIMARY KEY, v int);
+INSERT INTO ap_g.fake VALUES (1, 1);
+GRANT SELECT, UPDATE ON ap_g.fake TO ap_g_alice;
+CREATE FUNCTION ap_g.fake_cancel() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user = 'ap_g_owner' THEN
+        RAISE EXCEPTION 'not really cancelled' USING ERRCODE = 'query_canceled';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER fake_cancel BEFORE UPDATE ON ap_g.fake FOR EACH ROW EXECUTE FUNCTION ap_g.fake_cancel();
+SELECT approval.govern('ap_g.fake', 'g-timeout') IS NULL AS governed \gset
 -- a table altered between a held INSERT and its approval
 CREATE TABLE ap_g.shape (id int PRIMARY KEY, a text, b text);
 GRANT SELECT, INSERT ON ap_g.shape TO ap_g_alice;
@@ -709,6 +724,21 @@ SELECT lives_ok($$UPDATE ap_g.vault SET v = 1 WHERE id = 1$$, 'an UPDATE of a ro
 RESET ROLE;
 SELECT is((SELECT array_agg(title || ' ' || requester) FROM approval.request WHERE title LIKE '% ap_g.vault %'),
           '{"UPDATE ap_g.vault (id=1) stranger"}', 'only that change is held: no hidden row reached a request');
+
+-- the owner's code cannot stop the timer for everyone: a query_canceled it
+-- raises in an apply by a stage timeout is that firing's failure, not a
+-- cancel of the tick (which would end every tick at that request)
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.fake SET v = 2 WHERE id = 1;
+SET LOCAL ROLE ap_g_carol;
+SELECT approval.submit('g-exp', '{"what": "expires"}') AS expiring \gset
+RESET ROLE;
+SELECT lives_ok($$SELECT approval.tick(now() + interval '3 hours')$$,
+                'a tick survives the owner''s fake query_canceled in an apply');
+SELECT is((SELECT state::text FROM approval.request WHERE id = :expiring), 'expired',
+          'and fires the other requests'' deadlines');
+SELECT is((SELECT state::text FROM approval.request WHERE id = ap_g.req('UPDATE ap_g.fake (id=1)')), 'pending',
+          'the failed firing leaves its request pending, to be tried again');
 
 -- ALTER TABLE between the hold and the apply: a column added gets its
 -- default, a column renamed would lose its value (a conflict)
