@@ -466,6 +466,22 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 						   GetUserNameFromId(GetOuterUserId(), false)),
 				 errhint("Govern the tables so that applying one change does not change another governed table.")));
 
+	/*
+	 * A foreign key's referential action (ON DELETE CASCADE, SET NULL, ...;
+	 * PostgreSQL runs them, and whatever they set off, with
+	 * SECURITY_NOFORCE_RLS) cannot wait for approval: the referenced row
+	 * goes or changes now, and holding the referencing row's change would
+	 * leave it pointing at nothing.
+	 */
+	if (InNoForceRLSOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a change of governed table %s made by a foreign key's referential action cannot be held",
+						RelationGetRelationName(rel)),
+				 errdetail("The referenced row is changed at once; holding this change would break the foreign key."),
+				 errhint("Make the foreign key ON DELETE/ON UPDATE NO ACTION or RESTRICT, "
+						 "and change the rows of %s first.", RelationGetRelationName(rel))));
+
 	/* the extension's owner owns its functions */
 	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
 	if (!HeapTupleIsValid(tp))

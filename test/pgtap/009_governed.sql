@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(190);
+SELECT plan(192);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -651,6 +651,13 @@ BEGIN
 END $$;
 CREATE TRIGGER fake_cancel BEFORE UPDATE ON ap_g.fake FOR EACH ROW EXECUTE FUNCTION ap_g.fake_cancel();
 SELECT approval.govern('ap_g.fake', 'g-timeout') IS NULL AS governed \gset
+-- a foreign key that cascades into a governed table
+CREATE TABLE ap_g.orders (id int PRIMARY KEY);
+INSERT INTO ap_g.orders VALUES (1);
+CREATE TABLE ap_g.lines (id int PRIMARY KEY, order_id int REFERENCES ap_g.orders ON DELETE CASCADE);
+INSERT INTO ap_g.lines VALUES (1, 1);
+GRANT SELECT, DELETE ON ap_g.orders TO ap_g_alice;
+SELECT approval.govern('ap_g.lines', 'g-plain') IS NULL AS governed \gset
 -- a table altered between a held INSERT and its approval
 CREATE TABLE ap_g.shape (id int PRIMARY KEY, a text, b text);
 GRANT SELECT, INSERT ON ap_g.shape TO ap_g_alice;
@@ -739,6 +746,15 @@ SELECT is((SELECT state::text FROM approval.request WHERE id = :expiring), 'expi
           'and fires the other requests'' deadlines');
 SELECT is((SELECT state::text FROM approval.request WHERE id = ap_g.req('UPDATE ap_g.fake (id=1)')), 'pending',
           'the failed firing leaves its request pending, to be tried again');
+
+-- a referential action cannot be held: the referenced row would go (or
+-- change) and the referencing one stay
+SET LOCAL ROLE ap_g_alice;
+SELECT throws_ok($$DELETE FROM ap_g.orders WHERE id = 1$$, '0A000', NULL,
+                 'a DELETE that cascades into a governed table is refused (0A000), not half made');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM ap_g.lines l WHERE NOT EXISTS (SELECT FROM ap_g.orders o WHERE o.id = l.order_id)),
+          0, 'no referencing row is left without its referenced row');
 
 -- ALTER TABLE between the hold and the apply: a column added gets its
 -- default, a column renamed would lose its value (a conflict)
