@@ -33,6 +33,7 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -241,6 +242,14 @@ approval_govern(PG_FUNCTION_ARGS)
 
 	rel = open_governable(PG_GETARG_OID(0), "govern");
 	t = gov_table_load(rel);
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass &&
+		find_inheritance_children(t->relid, NoLock) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot govern %s: it has inheritance children", t->qname),
+				 errdetail("A statement on the table changes its children's rows too, and its trigger "
+						   "does not fire for them: they would not be governed."),
+				 errhint("Make it a partitioned table: the trigger governs the rows of its partitions.")));
 	ops = parse_operations(PG_GETARG_ARRAYTYPE_P(2));
 
 	approval_spi_connect();
