@@ -232,7 +232,7 @@ insert_sql(GovTable *t, List *present, bool on_conflict, bool returning)
 	if (on_conflict)
 		appendStringInfoString(&buf, " ON CONFLICT DO NOTHING");
 	if (returning)
-		appendStringInfoString(&buf, " RETURNING t");
+		appendStringInfoString(&buf, " RETURNING t.*");
 	return buf.data;
 }
 
@@ -290,7 +290,7 @@ update_sql(GovTable *t, List *changed, bool returning)
 	appendStringInfoString(&buf, " WHERE ");
 	append_key_match(&buf, t);
 	if (returning)
-		appendStringInfoString(&buf, " RETURNING t");
+		appendStringInfoString(&buf, " RETURNING t.*");
 	return buf.data;
 }
 
@@ -301,7 +301,7 @@ read_sql(GovTable *t)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "SELECT t FROM %s t, ", t->qname);
+	appendStringInfo(&buf, "SELECT t.* FROM %s t, ", t->qname);
 	append_record(&buf, t, 1, "k");
 	appendStringInfoString(&buf, " WHERE ");
 	append_key_match(&buf, t);
@@ -329,7 +329,7 @@ lock_sql(GovTable *t)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.=) $2 FROM %s t, ",
+	appendStringInfo(&buf, "SELECT pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) $2 FROM %s t, ",
 					 t->qname);
 	append_record(&buf, t, 1, "k");
 	appendStringInfoString(&buf, " WHERE ");

@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(193);
+SELECT plan(197);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -664,6 +664,11 @@ CREATE TABLE ap_g.inh (id int PRIMARY KEY, v int);
 CREATE TABLE ap_g.inh_child () INHERITS (ap_g.inh);
 SELECT throws_ok($$SELECT approval.govern('ap_g.inh', 'g-plain')$$, '0A000', NULL,
                  'a table with inheritance children is refused (0A000): their rows would not be governed');
+-- columns named like the aliases of the statements the extension makes
+CREATE TABLE ap_g.aliases (id int PRIMARY KEY, t text, n text, k text);
+INSERT INTO ap_g.aliases VALUES (1, 't1', 'n1', 'k1'), (2, 't2', 'n2', 'k2');
+GRANT SELECT, UPDATE, DELETE ON ap_g.aliases TO ap_g_alice;
+SELECT approval.govern('ap_g.aliases', 'g-plain') IS NULL AS governed \gset
 -- a table altered between a held INSERT and its approval
 CREATE TABLE ap_g.shape (id int PRIMARY KEY, a text, b text);
 GRANT SELECT, INSERT ON ap_g.shape TO ap_g_alice;
@@ -761,6 +766,18 @@ SELECT throws_ok($$DELETE FROM ap_g.orders WHERE id = 1$$, '0A000', NULL,
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM ap_g.lines l WHERE NOT EXISTS (SELECT FROM ap_g.orders o WHERE o.id = l.order_id)),
           0, 'no referencing row is left without its referenced row');
+
+-- a column named t, n or k is no whole-row reference
+SET LOCAL ROLE ap_g_alice;
+SELECT lives_ok($$UPDATE ap_g.aliases SET t = 't1x', n = 'n1x', k = 'k1x' WHERE id = 1$$,
+                'an UPDATE of a table with columns t, n and k is held');
+SELECT lives_ok($$DELETE FROM ap_g.aliases WHERE id = 2$$, 'and a DELETE');
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('UPDATE ap_g.aliases (id=1)'))::text || '/' ||
+          approval.approve(ap_g.req('DELETE ap_g.aliases (id=2)'))::text, 'approved/approved',
+          'both are approved');
+RESET ROLE;
+SELECT is((SELECT array_agg(row(id, t, n, k)::text) FROM ap_g.aliases), '{"(1,t1x,n1x,k1x)"}', 'and applied');
 
 -- ALTER TABLE between the hold and the apply: a column added gets its
 -- default, a column renamed would lose its value (a conflict)
