@@ -392,9 +392,19 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 		{
 			if (!as_check)
 			{
+				/*
+				 * The row's image is compared as it was made, with the
+				 * search_path of the hold too (a reg* column's text depends
+				 * on it); the check runs none of the table's triggers.
+				 */
+				int			lock_nest = NewGUCNestLevel();
+
+				(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+										 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 				ok = run(lock_sql(t), key, oldrow) == 1 &&
 					SPI_tuptable != NULL &&
 					approval_getbool(0, 1);
+				AtEOXact_GUC(false, lock_nest);
 			}
 			if (ok && op == GOV_UPDATE && (sql = update_sql(t, changed, as_check)) != NULL)
 				ok = run(sql, key, newrow) > 0;

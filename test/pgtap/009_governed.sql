@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(197);
+SELECT plan(199);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -669,6 +669,14 @@ CREATE TABLE ap_g.aliases (id int PRIMARY KEY, t text, n text, k text);
 INSERT INTO ap_g.aliases VALUES (1, 't1', 'n1', 'k1'), (2, 't2', 'n2', 'k2');
 GRANT SELECT, UPDATE, DELETE ON ap_g.aliases TO ap_g_alice;
 SELECT approval.govern('ap_g.aliases', 'g-plain') IS NULL AS governed \gset
+-- a regclass column, whose text depends on the search_path
+RESET ROLE;
+CREATE TABLE public.ap_g_pub (id int);
+SET LOCAL ROLE ap_g_owner;
+CREATE TABLE ap_g.regs (id int PRIMARY KEY, r regclass, v int);
+INSERT INTO ap_g.regs VALUES (1, 'public.ap_g_pub', 0);
+GRANT SELECT, UPDATE ON ap_g.regs TO ap_g_alice;
+SELECT approval.govern('ap_g.regs', 'g-plain') IS NULL AS governed \gset
 -- a table altered between a held INSERT and its approval
 CREATE TABLE ap_g.shape (id int PRIMARY KEY, a text, b text);
 GRANT SELECT, INSERT ON ap_g.shape TO ap_g_alice;
@@ -778,6 +786,15 @@ SELECT is(approval.approve(ap_g.req('UPDATE ap_g.aliases (id=1)'))::text || '/' 
           'both are approved');
 RESET ROLE;
 SELECT is((SELECT array_agg(row(id, t, n, k)::text) FROM ap_g.aliases), '{"(1,t1x,n1x,k1x)"}', 'and applied');
+
+-- the row check does not depend on the search_path of the apply
+SET LOCAL ROLE ap_g_alice;
+UPDATE ap_g.regs SET v = 1 WHERE id = 1;
+SET LOCAL ROLE ap_g_bob;
+SELECT is(approval.approve(ap_g.req('UPDATE ap_g.regs (id=1)'))::text, 'approved',
+          'a row with a regclass column is no conflict for its search_path');
+RESET ROLE;
+SELECT is((SELECT row(r, v)::text FROM ap_g.regs), '(ap_g_pub,1)', 'and is applied');
 
 -- ALTER TABLE between the hold and the apply: a column added gets its
 -- default, a column renamed would lose its value (a conflict)
