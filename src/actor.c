@@ -299,6 +299,14 @@ lookup_actor(ApprovalActor *actor, Oid outer, const ActingFor *as)
 /*
  * The actor for "as" (NULL: the calling role itself), through the cache.
  * The caller has checked that the caller may act for it.
+ *
+ * Inside a security-restricted operation nobody is acting: the code that
+ * runs there is someone else's, run as them on the outer role's behalf (a
+ * governed table's owner's triggers while approval applies a held change,
+ * govern_apply.c; an index expression during maintenance), and the outer
+ * role, the one an actor is made of, never called it.  Acting as that role
+ * from there would let the owner's trigger approve, submit or read as
+ * whoever approved the change (42501).
  */
 static void
 get_actor(ApprovalActor *actor, Oid outer, const ActingFor *as)
@@ -308,6 +316,15 @@ get_actor(ApprovalActor *actor, Oid outer, const ActingFor *as)
 	bool		found;
 	MemoryContext old;
 
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the approval functions cannot be used inside a security-restricted operation"),
+				 errdetail("The code running there (such as a governed table's trigger while an approved change "
+						   "is applied) runs on behalf of role \"%s\", who did not call it.",
+						   GetUserNameFromId(outer, false)),
+				 errhint("Make the table's triggers leave the approval functions alone "
+						 "when they run as the table's owner.")));
 	memset(actor, 0, sizeof(*actor));
 	if (snprintf(key, sizeof(key), "%u/%s", outer, as ? as->id : "")
 		>= (int) sizeof(key))

@@ -33,6 +33,7 @@
 #include "catalog/catalog.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -88,21 +89,53 @@ static ApprovalPlan unregister_plan = {
 };
 
 /*
+ * The caller (the outer user: the functions are SECURITY DEFINER) has the
+ * privileges of the table's owner or of approval_admin (42501)
+ */
+static void
+require_may_govern(Oid owner, const char *name, const char *verb)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			admin = get_role_oid(APPROVAL_ADMIN_ROLE, true);
+
+	if (!has_privs_of_role(outer, owner) &&
+		!(OidIsValid(admin) && has_privs_of_role(outer, admin)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not %s table %s", GetUserNameFromId(outer, false), verb, name),
+				 errdetail("Only its owner (or a role with the owner's privileges) and approval_admin may."),
+				 errhint("Ask the owner, role \"%s\", or an approval_admin.",
+						 GetUserNameFromId(owner, false))));
+}
+
+/*
  * The table of govern()/ungovern(), opened and checked: an ordinary or
  * partitioned table (42809), not the extension's own nor a system catalog,
- * not temporary (0A000), and the caller (the outer user: the functions are
- * SECURITY DEFINER) has the privileges of its owner or of approval_admin
- * (42501).
+ * not temporary (0A000), and the caller may govern it (42501).  The caller
+ * is checked before the table is locked too, from the catalog, so that a
+ * role without any privilege on it cannot queue for its lock (and make
+ * every later writer queue behind them); and again once it is locked,
+ * which may have changed its owner.
  */
 static Relation
 open_governable(Oid relid, const char *verb)
 {
-	Relation	rel = relation_open(relid, ShareRowExclusiveLock);
-	char	   *name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
-												  RelationGetRelationName(rel));
-	Oid			outer = GetOuterUserId();
-	Oid			admin = get_role_oid(APPROVAL_ADMIN_ROLE, true);
+	Relation	rel;
+	char	   *name;
+	HeapTuple	tp = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 
+	if (!HeapTupleIsValid(tp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	name = quote_qualified_identifier(get_namespace_name(((Form_pg_class) GETSTRUCT(tp))->relnamespace),
+									  NameStr(((Form_pg_class) GETSTRUCT(tp))->relname));
+	require_may_govern(((Form_pg_class) GETSTRUCT(tp))->relowner, name, verb);
+	ReleaseSysCache(tp);
+
+	rel = relation_open(relid, ShareRowExclusiveLock);
+	name = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+									  RelationGetRelationName(rel));
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
@@ -123,14 +156,7 @@ open_governable(Oid relid, const char *verb)
 				 errmsg("cannot %s %s: it is a temporary table", verb, name),
 				 errdetail("Its changes could not be applied by another session, nor after this one ends."),
 				 errhint("Govern a permanent table.")));
-	if (!has_privs_of_role(outer, rel->rd_rel->relowner) &&
-		!(OidIsValid(admin) && has_privs_of_role(outer, admin)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("role \"%s\" may not %s table %s", GetUserNameFromId(outer, false), verb, name),
-				 errdetail("Only its owner (or a role with the owner's privileges) and approval_admin may."),
-				 errhint("Ask the owner, role \"%s\", or an approval_admin.",
-						 GetUserNameFromId(rel->rd_rel->relowner, false))));
+	require_may_govern(rel->rd_rel->relowner, name, verb);
 	return rel;
 }
 
@@ -216,6 +242,14 @@ approval_govern(PG_FUNCTION_ARGS)
 
 	rel = open_governable(PG_GETARG_OID(0), "govern");
 	t = gov_table_load(rel);
+	if (rel->rd_rel->relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass &&
+		find_inheritance_children(t->relid, NoLock) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot govern %s: it has inheritance children", t->qname),
+				 errdetail("A statement on the table changes its children's rows too, and its trigger "
+						   "does not fire for them: they would not be governed."),
+				 errhint("Make it a partitioned table: the trigger governs the rows of its partitions.")));
 	ops = parse_operations(PG_GETARG_ARRAYTYPE_P(2));
 
 	approval_spi_connect();
@@ -425,6 +459,38 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 	RequestState state;
 	int64		id;
 
+	/*
+	 * A change made by code that runs at arm's length (the owner's trigger of
+	 * a table whose approved change is being applied) has no requester: the
+	 * outer role, the approver, did not make it.
+	 */
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot hold a change of %s inside a security-restricted operation",
+						RelationGetRelationName(rel)),
+				 errdetail("It is made by code running as another role on behalf of role \"%s\", "
+						   "such as a trigger while an approved change of another governed table is applied, "
+						   "so nobody could be its requester.",
+						   GetUserNameFromId(GetOuterUserId(), false)),
+				 errhint("Govern the tables so that applying one change does not change another governed table.")));
+
+	/*
+	 * A foreign key's referential action (ON DELETE CASCADE, SET NULL, ...;
+	 * PostgreSQL runs them, and whatever they set off, with
+	 * SECURITY_NOFORCE_RLS) cannot wait for approval: the referenced row
+	 * goes or changes now, and holding the referencing row's change would
+	 * leave it pointing at nothing.
+	 */
+	if (InNoForceRLSOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a change of governed table %s made by a foreign key's referential action cannot be held",
+						RelationGetRelationName(rel)),
+				 errdetail("The referenced row is changed at once; holding this change would break the foreign key."),
+				 errhint("Make the foreign key ON DELETE/ON UPDATE NO ACTION or RESTRICT, "
+						 "and change the rows of %s first.", RelationGetRelationName(rel))));
+
 	/* the extension's owner owns its functions */
 	tp = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
 	if (!HeapTupleIsValid(tp))
@@ -463,8 +529,12 @@ hold_change(FunctionCallInfo fcinfo, TriggerData *td, GovOp op)
 	}
 	as_owner_end(&st);
 
-	/* the images, as the invoker (see images_sql) with the pinned search_path */
+	/*
+	 * The images, as the invoker (see images_sql) with the pinned search_path
+	 * and the settings that decide how values are written (gov_pin_settings)
+	 */
 	as_owner_begin(&st, GetUserId());
+	gov_pin_settings();
 	types[0] = types[1] = rel->rd_rel->reltype;
 	types[2] = types[3] = TEXTARRAYOID;
 	types[4] = types[5] = TEXTOID;

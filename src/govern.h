@@ -53,6 +53,7 @@ extern const char *const gov_op_names[GOV_OP_COUNT];
 /* govern_apply.c */
 extern GovTable *gov_table_load(Relation rel);
 extern bool gov_applying(Relation rel);
+extern void gov_pin_settings(void);
 extern void gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow,
 								   ArrayType *changed);
 

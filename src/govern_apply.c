@@ -11,7 +11,8 @@
  * makes it as the table's owner:
  *
  *	INSERT	the stored new row, ON CONFLICT DO NOTHING: no row inserted is
- *			a conflict;
+ *			a conflict, and so is a column of it that the table no longer
+ *			has (renamed, dropped); a column added since gets its default;
  *	UPDATE	the current row, found by the key and locked (FOR UPDATE), must
  *			equal the stored old image, else it is a conflict; then the
  *			columns the change changed are set from the new image;
@@ -21,7 +22,8 @@
  * compares keys with the equality operators of the primary key's operator
  * classes, named with their schemas, so no search_path reaches them.  While
  * they run, a backend-local mark lets the governed trigger pass the change
- * (gov_applying); it is put back on error too.
+ * they make, as the role they make it as (gov_applying); it is put back on
+ * error too.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,22 +44,58 @@
 
 const char *const gov_op_names[GOV_OP_COUNT] = {"INSERT", "UPDATE", "DELETE"};
 
-/* The table whose changes the extension is making itself, if any */
+/*
+ * The table whose changes the extension is making itself, if any, and the
+ * role it makes them as (the table's owner applying, the requester trying)
+ */
 static Oid	applying_relid = InvalidOid;
+static Oid	applying_user = InvalidOid;
 
-/* Does the trigger on rel fire for a change the extension makes itself? */
+/*
+ * Does the trigger on rel fire for a change the extension makes itself?
+ * Only as the role that makes it: other roles' code that the change sets
+ * off (a trigger of a table a foreign key cascades to runs as that table's
+ * owner) does not pass, or it could change the governed table unheld.
+ */
 bool
 gov_applying(Relation rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 
-	if (!OidIsValid(applying_relid))
+	if (!OidIsValid(applying_relid) || GetUserId() != applying_user)
 		return false;
 	if (relid == applying_relid)
 		return true;
 	/* a governed partitioned table's change reaches its partitions' triggers */
 	return rel->rd_rel->relispartition &&
 		list_member_oid(get_partition_ancestors(relid), applying_relid);
+}
+
+/*
+ * The settings that decide how to_jsonb() writes a value and how
+ * jsonb_populate_record() reads it back, pinned (in the caller's GUC nest
+ * level) wherever a held change's images are made, tried, compared or
+ * applied: the requester's and the approver's sessions may differ (a
+ * timestamptz is written with the session's offset, a float with
+ * extra_float_digits, an interval in IntervalStyle, a bytea in
+ * bytea_output, money in lc_monetary), and the same row must give the same
+ * image, every value read back exactly.
+ */
+static const char *const pinned_settings[][2] = {
+	{"DateStyle", "ISO, YMD"},
+	{"IntervalStyle", "postgres"},
+	{"TimeZone", "UTC"},
+	{"extra_float_digits", "1"},
+	{"bytea_output", "hex"},
+	{"lc_monetary", "C"},
+};
+
+void
+gov_pin_settings(void)
+{
+	for (size_t i = 0; i < lengthof(pinned_settings); i++)
+		(void) set_config_option(pinned_settings[i][0], pinned_settings[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 /* OPERATOR(schema.name) for an operator */
@@ -159,11 +197,12 @@ append_key_match(StringInfo buf, GovTable *t)
 }
 
 /*
- * INSERT of record $1 (every column but generated ones), ON CONFLICT DO
- * NOTHING when on_conflict
+ * INSERT of record $1: the columns the new row has (every column but
+ * generated ones when it was held; a column added since gets its default),
+ * ON CONFLICT DO NOTHING when on_conflict, returning the row when returning
  */
 static char *
-insert_sql(GovTable *t, bool on_conflict)
+insert_sql(GovTable *t, List *present, bool on_conflict, bool returning)
 {
 	StringInfoData buf;
 	StringInfoData vals;
@@ -171,23 +210,53 @@ insert_sql(GovTable *t, bool on_conflict)
 
 	initStringInfo(&buf);
 	initStringInfo(&vals);
-	appendStringInfo(&buf, "INSERT INTO %s (", t->qname);
+	appendStringInfo(&buf, "INSERT INTO %s AS t", t->qname);
 	for (int i = 0; i < t->ncols; i++)
 	{
 		const char *c = quote_identifier(t->cols[i]);
 
-		if (t->generated[i])
+		if (t->generated[i] || !approval_list_has(present, t->cols[i]))
 			continue;
-		appendStringInfo(&buf, "%s%s", first ? "" : ", ", c);
+		appendStringInfo(&buf, "%s%s", first ? " (" : ", ", c);
 		appendStringInfo(&vals, "%sn.%s", first ? "" : ", ", c);
 		first = false;
 	}
-	appendStringInfo(&buf, ")%s SELECT %s FROM ",
-					 t->has_identity_always ? " OVERRIDING SYSTEM VALUE" : "", vals.data);
-	append_record(&buf, t, 1, "n");
+	if (first)
+		appendStringInfoString(&buf, " DEFAULT VALUES");
+	else
+	{
+		appendStringInfo(&buf, ")%s SELECT %s FROM ",
+						 t->has_identity_always ? " OVERRIDING SYSTEM VALUE" : "", vals.data);
+		append_record(&buf, t, 1, "n");
+	}
 	if (on_conflict)
 		appendStringInfoString(&buf, " ON CONFLICT DO NOTHING");
+	if (returning)
+		appendStringInfoString(&buf, " RETURNING t.*");
 	return buf.data;
+}
+
+/*
+ * Can the new row "present" (its column names) still be inserted as it was
+ * held: is each of them a column that is not generated?  A column renamed,
+ * dropped or made generated since would lose its value: a conflict, like a
+ * row that changed.
+ */
+static bool
+insert_fits(GovTable *t, List *present)
+{
+	ListCell   *lc;
+
+	foreach(lc, present)
+	{
+		bool		fits = false;
+
+		for (int i = 0; i < t->ncols && !fits; i++)
+			fits = !t->generated[i] && strcmp(t->cols[i], (char *) lfirst(lc)) == 0;
+		if (!fits)
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -196,7 +265,7 @@ insert_sql(GovTable *t, bool on_conflict)
  * set).  NULL when that leaves none.
  */
 static char *
-update_sql(GovTable *t, List *changed)
+update_sql(GovTable *t, List *changed, bool returning)
 {
 	StringInfoData buf;
 	bool		first = true;
@@ -217,6 +286,22 @@ update_sql(GovTable *t, List *changed)
 	appendStringInfoString(&buf, " FROM ");
 	append_record(&buf, t, 2, "n");
 	appendStringInfoString(&buf, ", ");
+	append_record(&buf, t, 1, "k");
+	appendStringInfoString(&buf, " WHERE ");
+	append_key_match(&buf, t);
+	if (returning)
+		appendStringInfoString(&buf, " RETURNING t.*");
+	return buf.data;
+}
+
+/* The whole row whose key is $1, as the current user may read it */
+static char *
+read_sql(GovTable *t)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SELECT t.* FROM %s t, ", t->qname);
 	append_record(&buf, t, 1, "k");
 	appendStringInfoString(&buf, " WHERE ");
 	append_key_match(&buf, t);
@@ -244,7 +329,7 @@ lock_sql(GovTable *t)
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.=) $2 FROM %s t, ",
+	appendStringInfo(&buf, "SELECT pg_catalog.to_jsonb(t.*) OPERATOR(pg_catalog.=) $2 FROM %s t, ",
 					 t->qname);
 	append_record(&buf, t, 1, "k");
 	appendStringInfoString(&buf, " WHERE ");
@@ -276,34 +361,53 @@ run(const char *sql, Jsonb *p1, Jsonb *p2)
 }
 
 /*
- * Make the change, with the mark that lets the governed trigger pass it.
- * as_check: the requester's trial of an INSERT or UPDATE (no conflict
- * handling: its errors are the requester's).  Returns false for a conflict.
+ * Make the change, with the mark that lets the governed trigger pass it and
+ * the settings pinned (gov_pin_settings).  as_check: the requester's trial
+ * of an INSERT or UPDATE (no conflict handling: its errors are the
+ * requester's), which returns the new row, so that the requester's column
+ * privileges and SELECT policies are checked on it.  Returns false for a
+ * conflict; for a trial, false when the UPDATE found no row.  changed: the
+ * columns the change sets, for an INSERT every column of the new row.
  */
 static bool
 make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, List *changed,
 			bool as_check)
 {
 	Oid			prev = applying_relid;
+	Oid			prev_user = applying_user;
+	int			nest = NewGUCNestLevel();
 	volatile bool ok = true;
 
+	gov_pin_settings();
 	applying_relid = t->relid;
+	applying_user = GetUserId();
 	PG_TRY();
 	{
 		char	   *sql;
 
 		if (op == GOV_INSERT)
-			ok = run(insert_sql(t, !as_check), newrow, NULL) > 0 || as_check;
+			ok = (as_check || insert_fits(t, changed)) &&
+				(run(insert_sql(t, changed, !as_check, as_check), newrow, NULL) > 0 || as_check);
 		else
 		{
 			if (!as_check)
 			{
+				/*
+				 * The row's image is compared as it was made, with the
+				 * search_path of the hold too (a reg* column's text depends
+				 * on it); the check runs none of the table's triggers.
+				 */
+				int			lock_nest = NewGUCNestLevel();
+
+				(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+										 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 				ok = run(lock_sql(t), key, oldrow) == 1 &&
 					SPI_tuptable != NULL &&
 					approval_getbool(0, 1);
+				AtEOXact_GUC(false, lock_nest);
 			}
-			if (ok && op == GOV_UPDATE && (sql = update_sql(t, changed)) != NULL)
-				ok = run(sql, key, newrow) > 0 || as_check;
+			if (ok && op == GOV_UPDATE && (sql = update_sql(t, changed, as_check)) != NULL)
+				ok = run(sql, key, newrow) > 0;
 			else if (ok && op == GOV_DELETE)
 				ok = run(delete_sql(t), key, NULL) > 0;
 		}
@@ -311,8 +415,11 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
 	PG_FINALLY();
 	{
 		applying_relid = prev;
+		applying_user = prev_user;
 	}
 	PG_END_TRY();
+	/* on error, the (sub)transaction's abort puts the settings back */
+	AtEOXact_GUC(false, nest);
 	return ok;
 }
 
@@ -323,6 +430,14 @@ make_change(GovTable *t, GovOp op, Jsonb *key, Jsonb *oldrow, Jsonb *newrow, Lis
  * user), in a subtransaction that is always rolled back, with the trigger
  * passing it.  Its errors (a policy's WITH CHECK, a constraint) are the
  * requester's statement's.
+ *
+ * The request shows its requester the row as it was and as it would be,
+ * every column of it, so the requester must also be able to read them: the
+ * old row of an UPDATE or DELETE is read as the requester (SELECT privilege
+ * on every column, their SELECT policies), and the trial returns the new
+ * row (the same for it).  Without that, DELETE privilege alone, or UPDATE
+ * of a row their SELECT policies hide, would show them what they may not
+ * read (42501).
  */
 void
 gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayType *changed)
@@ -330,14 +445,31 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	List	   *cols = approval_array_to_list(changed);
+	int			nest;
+	bool		tried = true;
 
+	if (op != GOV_INSERT)
+	{
+		nest = NewGUCNestLevel();
+		gov_pin_settings();
+		if (run(read_sql(t), key, NULL) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not read the row of %s it would %s",
+							GetUserNameFromId(GetUserId(), false), t->qname,
+							op == GOV_UPDATE ? "update" : "delete"),
+					 errdetail("The request holding the change shows its requester the whole row; "
+							   "row-level security hides this one from them."),
+					 errhint("Change only rows you may SELECT.")));
+		AtEOXact_GUC(false, nest);
+	}
 	if (op == GOV_DELETE)
 		return;					/* no WITH CHECK; the trigger fired: USING passed */
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		(void) make_change(t, op, key, NULL, newrow, cols, true);
+		tried = make_change(t, op, key, NULL, newrow, cols, true);
 	}
 	PG_CATCH();
 	{
@@ -355,6 +487,14 @@ gov_check_as_requester(GovTable *t, GovOp op, Jsonb *key, Jsonb *newrow, ArrayTy
 	RollbackAndReleaseCurrentSubTransaction();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
+	if (!tried)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not update the row of %s as it asks",
+						GetUserNameFromId(GetUserId(), false), t->qname),
+				 errdetail("Tried as them, the UPDATE of the row by its key changed no row: "
+						   "row-level security hides it from them, or a trigger skipped it."),
+				 errhint("Change only rows you may SELECT and UPDATE.")));
 }
 
 /* ---------- held changes ---------- */
@@ -427,6 +567,7 @@ govern_apply(Req *r)
 	Oid			save_user;
 	int			save_sec;
 	int			nest;
+	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = false;
 
 	if (r->is_new)
@@ -458,11 +599,33 @@ govern_apply(Req *r)
 	{
 		ok = make_change(t, op, key, oldrow, newrow, changed, false);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		SetUserIdAndSecContext(save_user, save_sec);
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+
+		/*
+		 * query_canceled that the table's code raised itself (RAISE ...
+		 * USING ERRCODE = 'query_canceled') rather than a cancel or a
+		 * statement_timeout (ProcessInterrupts): the timer ends its tick on
+		 * a cancel, so the owner could end every tick at this request and
+		 * stop every deadline in the database.  It is the change's error.
+		 */
+		if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED ||
+			(edata->funcname != NULL && strcmp(edata->funcname, "ProcessInterrupts") == 0))
+			PG_RE_THROW();
+		FlushErrorState();
+		edata->sqlerrcode = ERRCODE_TRIGGERED_ACTION_EXCEPTION;
+		if (edata->detail == NULL)
+			edata->detail = psprintf("The code of table %s raised query_canceled (57014) while the change "
+									 "request %lld holds was applied.", t->qname, (long long) r->id);
+		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	SetUserIdAndSecContext(save_user, save_sec);
 	AtEOXact_GUC(false, nest);
 	relation_close(rel, NoLock);
 
