@@ -22,6 +22,10 @@ OBJS = \
 	src/graph.o \
 	src/condition.o \
 	src/event.o \
+	src/audit.o \
+	src/replay.o \
+	src/checkpoint.o \
+	src/purge.o \
 	src/horizon.o \
 	src/notify.o \
 	src/relay.o \
@@ -67,7 +71,7 @@ NO_INSTALLCHECK = 1
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/approval.h src/engine.h src/calendar.h
+$(OBJS): src/approval.h src/engine.h src/calendar.h src/replay.h
 src/launcher.o src/worker.o src/relay.o: src/worker.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control

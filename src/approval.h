@@ -20,6 +20,7 @@
 #include "utils/tuplestore.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
+#include "common/cryptohash.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
 #include "utils/snapshot.h"
@@ -136,6 +137,22 @@ extern void approval_exec_prepare(ApprovalPlan *p);
 extern Oid	approval_relid(const char *relname);
 extern void approval_retire_context(MemoryContext *cxt);
 extern Tuplestorestate *approval_srf_init(FunctionCallInfo fcinfo, TupleDesc *desc);
+
+/* A cursor read batch by batch, beside others */
+typedef struct ApprovalStream
+{
+	Portal		portal;
+	SPITupleTable *batch;
+	uint64		pos;
+	bool		done;
+} ApprovalStream;
+
+extern void approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values,
+								 const char *nulls);
+extern bool approval_stream_peek(ApprovalStream *s);
+extern void approval_stream_next(ApprovalStream *s);
+extern Datum approval_stream_get(ApprovalStream *s, int col, bool *isnull);
+extern void approval_stream_close(ApprovalStream *s);
 
 /* A small builder for the jsonb objects of event data */
 typedef struct ApprovalJson
@@ -279,6 +296,22 @@ extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char 
 							   List *targets);
 extern bytea *approval_events_seal(ApprovalEvents *ev);
 extern void approval_events_write(ApprovalEvents *ev);
+extern bytea *approval_event_hash(const bytea *prev, int64 seq, int64 request_id,
+								  TimestampTz at, const char *kind, const char *actor,
+								  Jsonb *data);
+extern void approval_hash_int64(pg_cryptohash_ctx *ctx, int64 v);
+extern bool approval_same_hash(const bytea *a, const bytea *b);
+
+/* ---- purge.c: retention ---- */
+
+extern bool approval_purge_allows(int64 request_id);
+
+/* ---- checkpoint.c: a hash chain over the whole log ---- */
+
+extern int	approval_checkpoint_interval;
+extern void approval_checkpoint_from_worker(void);
+extern void approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc,
+										const bytea *witness);
 
 /* ---- horizon.c: the gapless cursor of the event log ---- */
 

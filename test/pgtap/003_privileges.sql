@@ -107,13 +107,13 @@ SELECT ok(NOT has_function_privilege(r, f, 'EXECUTE'), format('%s may not execut
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY rn, fn;
 -- verify_audit runs as the caller and checks the chains they can see
-SELECT ok(has_function_privilege(r, 'approval.verify_audit(bigint)', 'EXECUTE'),
-          format('%s may execute approval.verify_audit(bigint)', r))
+SELECT ok(has_function_privilege(r, 'approval.verify_audit(bigint,bytea)', 'EXECUTE'),
+          format('%s may execute approval.verify_audit(bigint, bytea)', r))
   FROM unnest(ARRAY['approval_user', 'approval_gateway']) AS r ORDER BY r;
 
 SELECT ok(has_function_privilege('approval_admin', f, 'EXECUTE'), format('approval_admin may execute %s', f))
   FROM unnest(ARRAY['approval.define_workflow(jsonb, text)', 'approval.disable_workflow(text)',
-                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint)',
+                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint,bytea)',
                     'approval.tick(timestamptz, integer)', 'approval.next_due()',
                     'approval.schedule_with_pg_cron(text)', 'approval.unschedule_pg_cron()'])
                     WITH ORDINALITY AS ff(f, fn)
