@@ -195,7 +195,7 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 				stages,
 				decs;
 	ApprovalActor actor;
-	bytea	   *witness = PG_ARGISNULL(1) ? NULL : PG_GETARG_BYTEA_PP(1);
+	bytea	   *witness = (PG_NARGS() > 1 && !PG_ARGISNULL(1)) ? PG_GETARG_BYTEA_PP(1) : NULL;
 	MemoryContext upper = CurrentMemoryContext;
 	MemoryContext per_request;
 
@@ -327,7 +327,8 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 	approval_stream_close(&reqs);
 	MemoryContextDelete(per_request);
 
-	if (actor.sees_all && PG_ARGISNULL(0))
+	/* (the verify_audit(bigint) of 0.6.0 and before has no checkpoints) */
+	if (actor.sees_all && PG_ARGISNULL(0) && desc->natts >= 6)
 		approval_checkpoints_verify(ts, desc, witness);
 
 	approval_spi_finish();
