@@ -34,6 +34,7 @@ OBJS = \
 	src/engine.o \
 	src/eligibility.o \
 	src/decide.o \
+	src/token.o \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \
@@ -44,7 +45,9 @@ OBJS = \
 	src/worker.o \
 	src/schedule.o \
 	src/timer.o \
-	src/tick.o
+	src/tick.o \
+	src/govern.o \
+	src/govern_apply.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
@@ -73,6 +76,9 @@ include $(PGXS)
 
 $(OBJS): src/approval.h src/engine.h src/calendar.h src/replay.h
 src/launcher.o src/worker.o src/relay.o: src/worker.h
+src/govern.o src/govern_apply.o: src/govern.h
+# APPROVAL_VERSION comes from approval.control
+src/worker.o: $(EXTENSION).control
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

@@ -61,6 +61,9 @@ engine_close(Req *r, RequestState state, ApprovalCallback callback)
 	r->decided_now = true;
 	r->dirty = true;
 	r->callbacks |= 1 << callback;
+	/* a governed table's change held by a request that is not approved is dropped */
+	if (state != REQUEST_APPROVED)
+		govern_discard(r);
 	for (int i = 0; i < r->nstages; i++)
 	{
 		StageRow   *s = &r->stages[i];
@@ -75,12 +78,24 @@ engine_close(Req *r, RequestState state, ApprovalCallback callback)
 	return cancelled;
 }
 
+/*
+ * The request is decided.  Approval makes the change of a governed table
+ * the request holds (govern_apply.c), before the callbacks run; if the row
+ * changed meanwhile the change is not made, and the request is rejected
+ * instead, for the reason "conflict".
+ */
 void
 engine_finish(Req *r, bool approved, const char *reason, const char *denial)
 {
 	ApprovalJson j;
 	List	   *cancelled;
 
+	if (approved && !govern_apply(r))
+	{
+		approved = false;
+		reason = "conflict";
+		denial = NULL;
+	}
 	cancelled = engine_close(r, approved ? REQUEST_APPROVED : REQUEST_REJECTED,
 						 approved ? CALLBACK_APPROVED : CALLBACK_REJECTED);
 	aj_init(&j);
@@ -385,6 +400,8 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 	aj_int(&j, "approvals", s->approvals);
 	aj_int(&j, "rejections", s->rejections);
 	aj_int(&j, "required", s->required);
+	if (r->token != NULL)
+		aj_str(&j, "token", r->token);	/* cast by redeeming it (token.c) */
 	request_event(r, "voted", aj_finish(&j), s->stage, NIL);
 
 	if (approve && s->approvals >= s->required)

@@ -19,7 +19,8 @@
  * The row lock serializes everything that happens to one request, so
  * concurrent votes are counted once and a request is decided once.  The
  * SQL-callable operations are in decide.c (votes, changes, cancel, comment)
- * and submit.c; the timer (timer.c, fired by tick.c) takes this path too.
+ * and submit.c; the timer (timer.c, fired by tick.c) and a redeemed token
+ * (token.c) take this path too.
  *
  *-------------------------------------------------------------------------
  */
@@ -146,6 +147,7 @@ typedef struct Req
 	bool		decided_now;
 	int			callbacks;		/* 1 << ApprovalCallback, to call at the end */
 	ApprovalActor actor;
+	const char *token;			/* the token a vote is cast with (token.c), or NULL */
 	List	   *sets;			/* ApprovalTargetSet *, built when first needed */
 	ApprovalEvents ev;
 	TimestampTz now;			/* the time of this change (tick(at) moves it) */
@@ -226,6 +228,31 @@ extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
 extern void engine_require_no_vote(Req *r, Eligible *e, const char *decision);
 extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 							   const char *decision, const char *comment);
+
+/* ---- decide.c: the decisions ---- */
+
+/* What became of a vote (decide_vote) */
+typedef enum DecideResult
+{
+	DECIDE_DONE,				/* recorded, or a repeat of the actor's last vote */
+	DECIDE_CLOSED,				/* the request is not pending */
+	DECIDE_INELIGIBLE			/* the actor may vote at no active stage */
+} DecideResult;
+
+extern DecideResult decide_vote(Req *r, bool approve, const char *reason,
+								const char *comment, bool refusals);
+
+/* ---- submit.c ---- */
+
+extern int64 approval_submit_request(const char *workflow, Jsonb *payload, const char *title,
+									 const char *subject, const char *ack, bool *created,
+									 RequestState *state);
+
+/* ---- govern_apply.c: held changes of governed tables (DESIGN §10) ---- */
+
+extern bool govern_apply(Req *r);
+extern void govern_discard(Req *r);
+extern bool govern_holds(int64 request_id);
 
 /* ---- timer.c: deadlines (DESIGN §6), the one home of their rules ---- */
 
