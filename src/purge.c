@@ -69,6 +69,8 @@ static ApprovalPlan tombstones_plan = {
 
 /* then everything of theirs, children first */
 static ApprovalPlan delete_plans[] = {
+	{"DELETE FROM approval.token WHERE request_id OPERATOR(pg_catalog.=) ANY ($1)", 1, {INT8ARRAYOID}},
+	{"DELETE FROM approval.held_change WHERE request_id OPERATOR(pg_catalog.=) ANY ($1)", 1, {INT8ARRAYOID}},
 	{"DELETE FROM approval.event WHERE request_id OPERATOR(pg_catalog.=) ANY ($1)", 1, {INT8ARRAYOID}},
 	{"DELETE FROM approval.decision WHERE request_id OPERATOR(pg_catalog.=) ANY ($1)", 1, {INT8ARRAYOID}},
 	{"DELETE FROM approval.pending_vote WHERE request_id OPERATOR(pg_catalog.=) ANY ($1)", 1, {INT8ARRAYOID}},
@@ -79,7 +81,7 @@ static ApprovalPlan delete_plans[] = {
 /*
  * approval.purge(before, workflow DEFAULT NULL): remove the closed requests
  * decided before "before" (of one workflow, if named) with their stages,
- * decisions and events; returns how many.
+ * decisions, events, tokens and held changes; returns how many.
  */
 PG_FUNCTION_INFO_V1(approval_purge);
 Datum

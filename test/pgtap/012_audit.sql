@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(62);
+SELECT plan(63);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -170,9 +170,6 @@ SELECT is_empty($$SELECT request_id FROM approval.verify_audit() WHERE NOT ok$$,
 -- ---------------------------------------------------------------------------
 -- Purge
 -- ---------------------------------------------------------------------------
-SELECT count(*) AS events_before FROM approval.event \gset
-SELECT array_agg(seq ORDER BY seq) AS b_seqs, (SELECT last_hash FROM approval.request WHERE id = :b) AS b_head
-  FROM approval.event WHERE request_id = :b \gset
 
 SET LOCAL ROLE ap_t_alice;
 SELECT throws_ok($$SELECT approval.purge(now())$$, '42501', NULL, 'an approval_user cannot purge');
@@ -188,11 +185,32 @@ SELECT throws_ok($$SELECT approval.purge(now() + interval '1 hour')$$, '42501',
 RESET approval.actor;
 RESET ROLE;
 
+-- g: a token was issued for it; h: a held change of a governed table; both closed
+CREATE TABLE public.ap_t_licenses (id int PRIMARY KEY, seats int);
+SELECT approval.govern('public.ap_t_licenses', 'tap-one', '{INSERT}') AS ignored \gset
+SET LOCAL ROLE ap_t_alice;
+SELECT approval.submit('tap-one', '{"cost": 6}', 'g') AS g \gset
+RESET ROLE;
+SET LOCAL ROLE ap_t_app;
+SELECT approval.issue_token(:g, 'carol') AS g_token \gset
+RESET ROLE;
+SET LOCAL ROLE ap_t_alice;
+SELECT approval.cancel(:g) AS ignored \gset
+RESET ROLE;
+INSERT INTO public.ap_t_licenses VALUES (1, 5);
+SELECT request_id AS h FROM approval.held_change \gset
+SET LOCAL ROLE ap_t_carol;
+SELECT approval.reject(:h, 'no') AS ignored \gset
+RESET ROLE;
+
+SELECT count(*) AS events_before FROM approval.event \gset
+SELECT array_agg(seq ORDER BY seq) AS b_seqs, (SELECT last_hash FROM approval.request WHERE id = :b) AS b_head
+  FROM approval.event WHERE request_id = :b \gset
 SET LOCAL ROLE ap_t_admin;
 SELECT throws_ok($$SELECT approval.purge(NULL)$$, '22023', NULL, 'purge(NULL) is refused');
 SELECT is(approval.purge(now() - interval '1 hour'), 0::bigint, 'nothing was decided an hour ago: nothing purged');
 SELECT is(approval.purge(now() + interval '1 hour', 'tap-two'), 1::bigint, 'purge of one workflow: a');
-SELECT is(approval.purge(now() + interval '1 hour'), 4::bigint, 'purge of the rest: b, c, d and f; e is open');
+SELECT is(approval.purge(now() + interval '1 hour'), 6::bigint, 'purge of the rest: b, c, d, f, g and h; e is open');
 SELECT is(approval.purge(now() + interval '1 hour'), 0::bigint, 'purged twice: nothing more');
 RESET ROLE;
 
@@ -203,7 +221,9 @@ SELECT is_empty(format($$SELECT 1 FROM approval.event WHERE request_id <> %s
                          UNION ALL SELECT 1 FROM approval.decision WHERE request_id <> %s$$, :e, :e, :e),
                 'the purged requests'' events, stages and decisions are gone');
 SELECT is((SELECT array_agg(request_id ORDER BY request_id) FROM approval.purged),
-          ARRAY[:a, :b, :c, :d, :f]::bigint[], 'one tombstone per purged request');
+          ARRAY[:a, :b, :c, :d, :f, :g, :h]::bigint[], 'one tombstone per purged request');
+SELECT is_empty($$SELECT 1 FROM approval.token UNION ALL SELECT 1 FROM approval.held_change$$,
+                'the purged requests'' tokens and held changes are gone');
 SELECT results_eq(format($$SELECT workflow, state::text, purged_by, event_seqs, last_hash, first_seq, last_seq
                              FROM approval.purged WHERE request_id = %s$$, :b),
                   format($$VALUES ('tap-one', 'rejected', 'root', %L::bigint[], %L::bytea, (%L::bigint[])[1],
