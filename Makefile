@@ -30,6 +30,7 @@ OBJS = \
 	src/engine.o \
 	src/eligibility.o \
 	src/decide.o \
+	src/admin.o \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \

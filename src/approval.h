@@ -95,6 +95,10 @@ extern void approval_get_actor_as(ApprovalActor *actor, const char *id);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
+extern int64 approval_delegation_create(const char *delegator, const char *delegate,
+										const TimestampTz *starts, const TimestampTz *ends,
+										const char *workflow, const char *created_by,
+										const char *reason);
 
 /* ---- claims.c: the actor a gateway session's JWT names ---- */
 
@@ -266,7 +270,7 @@ extern bool approval_calendar_exists(const char *name);
 /* Events of one operation on one request, written together at its end */
 typedef struct ApprovalEvents
 {
-	int64		request_id;
+	int64		request_id;		/* 0: an event without a request */
 	const char *workflow;
 	bytea	   *prev_hash;		/* head of the request's chain */
 	List	   *pending;
@@ -279,6 +283,8 @@ extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char 
 							   List *targets);
 extern bytea *approval_events_seal(ApprovalEvents *ev);
 extern void approval_events_write(ApprovalEvents *ev);
+extern void approval_event_alone(const char *kind, const char *actor, Jsonb *data,
+								 List *targets);
 
 /* ---- horizon.c: the gapless cursor of the event log ---- */
 
@@ -293,7 +299,7 @@ typedef struct ApprovalNote
 {
 	int64		seq;
 	const char *kind;
-	int64		request;
+	int64		request;		/* 0: none (JSON null) */
 	const char *workflow;
 	const char *state;			/* the request's, once the event happened */
 	const char *stage;

@@ -34,6 +34,7 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 
 typedef struct PendingEvent
 {
@@ -230,6 +231,7 @@ approval_events_write(ApprovalEvents *ev)
 
 			a[0] = Int64GetDatum(pe->seq);
 			a[1] = Int64GetDatum(ev->request_id);
+			nulls[r * EVENT_COLUMNS + 1] = ev->request_id == 0 ? 'n' : ' ';
 			a[2] = TimestampTzGetDatum(pe->at);
 			a[3] = CStringGetTextDatum(pe->kind);
 			a[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
@@ -266,6 +268,43 @@ approval_events_write(ApprovalEvents *ev)
 			approval_note_send(&n);
 		}
 	ev->pending = NIL;
+}
+
+/* ---------- events without a request ---------- */
+
+/*
+ * An admin's act that concerns no request (approval.delegate_for()) is an
+ * event with request_id NULL.  Those events chain among themselves, hashed
+ * with request_id 0, each after the latest of them: a one-row table that
+ * only the extension's owner may read serializes their writers as a
+ * request's row lock does (no user can take or block that lock), and the
+ * latest is read, after the lock, with the newest snapshot.
+ */
+static ApprovalPlan lock_alone_plan = {
+	"SELECT 1 FROM approval.event_chain_lock FOR UPDATE",
+	0, {InvalidOid}
+};
+
+static ApprovalPlan last_alone_plan = {
+	"SELECT hash FROM approval.event WHERE request_id IS NULL ORDER BY seq DESC LIMIT 1",
+	0, {InvalidOid}
+};
+
+void
+approval_event_alone(const char *kind, const char *actor, Jsonb *data, List *targets)
+{
+	ApprovalEvents ev;
+	bytea	   *prev = NULL;
+	bool		isnull;
+
+	approval_exec(&lock_alone_plan, NULL, NULL, false, 0);
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (approval_exec(&last_alone_plan, NULL, NULL, true, 1) == 1)
+		prev = DatumGetByteaP(approval_copy_datum(0, 1, &isnull));
+	PopActiveSnapshot();
+	approval_events_init(&ev, 0, NULL, prev);
+	approval_event_add(&ev, kind, actor, data, NULL, NULL, targets);
+	approval_events_write(&ev);
 }
 
 /* ---------- append-only ---------- */
@@ -309,7 +348,14 @@ static ApprovalPlan verify_plan = {
 	"  FROM approval.request r LEFT JOIN approval.event e"
 	"    ON e.request_id OPERATOR(pg_catalog.=) r.id"
 	" WHERE $1::pg_catalog.int8 IS NULL OR r.id OPERATOR(pg_catalog.=) $1"
-	" ORDER BY r.id, e.seq",
+	/* the events without a request (an admin's delegate_for): one chain of their own */
+	" UNION ALL"
+	" SELECT e.seq, NULL, e.at, e.kind, e.actor, e.data, e.hash,"
+	"        (SELECT l.hash FROM approval.event l WHERE l.request_id IS NULL"
+	"          ORDER BY l.seq DESC LIMIT 1)"
+	"   FROM approval.event e"
+	"  WHERE e.request_id IS NULL AND $1::pg_catalog.int8 IS NULL"
+	" ORDER BY 2 NULLS LAST, 1",
 	1, {INT8OID}
 };
 
@@ -343,6 +389,7 @@ verify_emit(Tuplestorestate *ts, TupleDesc desc, VerifyState *vs)
 		vs->ok = false;
 
 	values[0] = Int64GetDatum(vs->request_id);
+	nulls[0] = vs->request_id == 0;		/* the events without a request */
 	values[1] = Int32GetDatum(vs->events);
 	values[2] = BoolGetDatum(vs->ok);
 	values[3] = Int64GetDatum(vs->first_bad);
@@ -388,7 +435,8 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 			bool		isnull;
 			bool		noevent;
 			int64		seq = DatumGetInt64(approval_getdatum(i, 1, &noevent));
-			int64		rid = DatumGetInt64(approval_getdatum(i, 2, &isnull));
+			Datum		ridd = approval_getdatum(i, 2, &isnull);
+			int64		rid = isnull ? 0 : DatumGetInt64(ridd);		/* 0: no request */
 			MemoryContext old;
 
 			if (!have || rid != vs.request_id)
