@@ -18,8 +18,9 @@
  *
  * The row lock serializes everything that happens to one request, so
  * concurrent votes are counted once and a request is decided once.  The
- * SQL-callable operations are in decide.c (votes, changes, cancel, comment)
- * and submit.c; the timer (timer.c, fired by tick.c) takes this path too.
+ * SQL-callable operations are in decide.c (votes, changes, cancel, comment),
+ * submit.c and admin.c (an admin's reassign, override and transfer); the
+ * timer (timer.c, fired by tick.c) takes this path too.
  *
  *-------------------------------------------------------------------------
  */
