@@ -31,6 +31,7 @@ OBJS = \
 	src/eligibility.o \
 	src/decide.o \
 	src/admin.o \
+	src/token.o \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \

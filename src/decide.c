@@ -19,28 +19,30 @@ arg_text(FunctionCallInfo fcinfo, int n)
 }
 
 /*
- * Record one vote at one stage.  Returns false when the same vote was
- * already there (a no-op); raises AP004 for a contradicting one.
+ * Record the actor's vote on the request r holds, at every active stage
+ * where it may vote, and advance the request.  Returns DECIDE_DONE when the
+ * vote was recorded or repeats the actor's last one (a no-op); r is then
+ * ready for request_done().  When the request is closed, or the actor may
+ * vote nowhere, it raises the errors of approve() and reject() (AP001,
+ * AP002, AP003, AP007), or with "refusals" returns DECIDE_CLOSED or
+ * DECIDE_INELIGIBLE instead, for the caller to say why (a redeemed token,
+ * token.c).  A contradicting vote is AP004 either way.
  */
-static Datum
-vote(FunctionCallInfo fcinfo, bool approve)
+DecideResult
+decide_vote(Req *r, bool approve, const char *reason, const char *comment, bool refusals)
 {
-	int64		id = PG_GETARG_INT64(0);
 	const char *decision = approve ? "approve" : "reject";
-	const char *reason = approve ? NULL : arg_text(fcinfo, 1);
-	const char *comment = arg_text(fcinfo, approve ? 1 : 2);
-	Req		   *r;
 	bool		eligible = false;
 	bool		changed = false;
 	bool		self_blocked = false;
 	char	   *blocked_by = NULL;
 
-	approval_spi_connect();
-	r = request_open(id);
 	if (r->state != REQUEST_PENDING)
 	{
 		if (engine_repeats_last_vote(r, decision))
-			PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
+			return DECIDE_DONE; /* a retry of the vote */
+		if (refusals)
+			return DECIDE_CLOSED;
 		request_require_pending(r);
 	}
 
@@ -71,19 +73,36 @@ vote(FunctionCallInfo fcinfo, bool approve)
 	}
 
 	if (!changed && (!eligible || blocked_by != NULL) && engine_repeats_last_vote(r, decision))
-		PG_RETURN_DATUM(request_done(r));	/* a retry of the vote */
+		return DECIDE_DONE;		/* a retry of the vote */
+	if (refusals && !changed && (!eligible || blocked_by != NULL))
+		return DECIDE_INELIGIBLE;
 	if (!eligible && blocked_by == NULL)
 		engine_no_eligible_stage(r, self_blocked, decision);
 	if (!changed && blocked_by != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SELF_APPROVAL),
 				 errmsg("%s already approved stage \"%s\" of request %lld",
-						r->actor.id, blocked_by, (long long) id),
+						r->actor.id, blocked_by, (long long) r->id),
 				 errdetail("Workflow \"%s\" requires a different approver at each stage.", r->workflow),
 				 errhint("Another approver of the stage must decide.")));
 
 	if (approve && r->state == REQUEST_PENDING)
 		engine_advance(r);
+	return DECIDE_DONE;
+}
+
+/* approve() and reject(): the current actor's vote */
+static Datum
+vote(FunctionCallInfo fcinfo, bool approve)
+{
+	int64		id = PG_GETARG_INT64(0);
+	const char *reason = approve ? NULL : arg_text(fcinfo, 1);
+	const char *comment = arg_text(fcinfo, approve ? 1 : 2);
+	Req		   *r;
+
+	approval_spi_connect();
+	r = request_open(id);
+	decide_vote(r, approve, reason, comment, false);
 	PG_RETURN_DATUM(request_done(r));
 }
 

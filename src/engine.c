@@ -391,6 +391,8 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 	aj_int(&j, "approvals", s->approvals);
 	aj_int(&j, "rejections", s->rejections);
 	aj_int(&j, "required", s->required);
+	if (r->token != NULL)
+		aj_str(&j, "token", r->token);	/* cast by redeeming it (token.c) */
 	request_event(r, "voted", aj_finish(&j), s->stage, NIL);
 
 	if (approve && s->approvals >= s->required)

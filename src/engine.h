@@ -20,7 +20,8 @@
  * concurrent votes are counted once and a request is decided once.  The
  * SQL-callable operations are in decide.c (votes, changes, cancel, comment),
  * submit.c and admin.c (an admin's reassign, override and transfer); the
- * timer (timer.c, fired by tick.c) takes this path too.
+ * timer (timer.c, fired by tick.c) and a redeemed token (token.c) take this
+ * path too.
  *
  *-------------------------------------------------------------------------
  */
@@ -147,6 +148,7 @@ typedef struct Req
 	bool		decided_now;
 	int			callbacks;		/* 1 << ApprovalCallback, to call at the end */
 	ApprovalActor actor;
+	const char *token;			/* the token a vote is cast with (token.c), or NULL */
 	List	   *sets;			/* ApprovalTargetSet *, built when first needed */
 	ApprovalEvents ev;
 	TimestampTz now;			/* the time of this change (tick(at) moves it) */
@@ -235,6 +237,19 @@ extern void engine_override(Req *r, bool approve, const char *reason);
 extern void engine_reassign(Req *r, StageRow *s, const char *from, const char *to,
 							const char *reason);
 extern void engine_transfer(Req *r, const char *to, const char *reason);
+
+/* ---- decide.c: the decisions ---- */
+
+/* What became of a vote (decide_vote) */
+typedef enum DecideResult
+{
+	DECIDE_DONE,				/* recorded, or a repeat of the actor's last vote */
+	DECIDE_CLOSED,				/* the request is not pending */
+	DECIDE_INELIGIBLE			/* the actor may vote at no active stage */
+} DecideResult;
+
+extern DecideResult decide_vote(Req *r, bool approve, const char *reason,
+								const char *comment, bool refusals);
 
 /* ---- timer.c: deadlines (DESIGN §6), the one home of their rules ---- */
 

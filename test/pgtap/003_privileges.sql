@@ -15,7 +15,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(285);
+SELECT plan(329);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -505,6 +505,54 @@ RESET ROLE;
 SELECT is((SELECT state::text || ':' || (SELECT count(*) FROM approval.decision d WHERE d.request_id = r.id)
              FROM approval.request r WHERE r.id = :r4),
           'pending:0', 'the hidden request was not touched');
+
+-- ---------------------------------------------------------------------------
+-- Actionable tokens: the signing keys are the owner's alone; approval_admin
+-- reads the tokens' rows, no one writes them but through the functions
+-- ---------------------------------------------------------------------------
+SELECT ok(NOT has_table_privilege(r, 'approval.token_key', p), format('%s has no %s on approval.token_key', r, p))
+  FROM unnest(ARRAY['approval_admin', 'approval_gateway', 'approval_user']) WITH ORDINALITY AS rr(r, rn),
+       unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER'])
+              WITH ORDINALITY AS pp(p, pn)
+ ORDER BY rn, pn;
+SET LOCAL ROLE ap_t_admin;
+SELECT throws_ok('SELECT count(*) FROM approval.token_key', '42501', NULL,
+                 'approval_admin cannot read approval.token_key');
+RESET ROLE;
+SET LOCAL ROLE ap_t_app;
+SELECT throws_ok('SELECT count(*) FROM approval.token_key', '42501', NULL,
+                 'approval_gateway cannot read approval.token_key');
+RESET ROLE;
+SET LOCAL ROLE ap_t_bob;
+SELECT throws_ok('SELECT count(*) FROM approval.token_key', '42501', NULL,
+                 'approval_user cannot read approval.token_key');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM approval.token_key), 1, 'the extension''s owner reads its signing key');
+
+SELECT ok(has_table_privilege('approval_admin', 'approval.token', 'SELECT'), 'approval_admin may read approval.token');
+SELECT ok(NOT has_table_privilege(r, 'approval.token', 'SELECT'), format('%s may not read approval.token', r))
+  FROM unnest(ARRAY['approval_gateway', 'approval_user']) AS r ORDER BY r;
+SET LOCAL ROLE ap_t_admin;
+SELECT throws_ok(format(o.stmt, 'token', 'used_at'), '42501', NULL,
+                 format('approval_admin: %s on approval.token is refused', o.op))
+  FROM ap_write_ops o ORDER BY o.opn;
+RESET ROLE;
+
+SELECT ok(has_function_privilege(r, f, 'EXECUTE'), format('%s may execute %s', r, f))
+  FROM unnest(ARRAY['approval_admin', 'approval_gateway']) AS r,
+       unnest(ARRAY['approval.issue_token(bigint,text,interval)', 'approval.redeem_token(text,text,text)']) AS f
+ ORDER BY r, f;
+SELECT ok(NOT has_function_privilege('approval_user', f, 'EXECUTE'), format('approval_user may not execute %s', f))
+  FROM unnest(ARRAY['approval.issue_token(bigint,text,interval)', 'approval.redeem_token(text,text,text)']) AS f
+ ORDER BY f;
+SELECT ok(has_function_privilege('approval_admin', 'approval.revoke_tokens(bigint)', 'EXECUTE'),
+          'approval_admin may execute approval.revoke_tokens(bigint)');
+SELECT ok(NOT has_function_privilege(r, 'approval.revoke_tokens(bigint)', 'EXECUTE'),
+          format('%s may not execute approval.revoke_tokens(bigint)', r))
+  FROM unnest(ARRAY['approval_gateway', 'approval_user']) AS r ORDER BY r;
+SELECT ok(NOT has_function_privilege(r, 'approval.new_token_key()', 'EXECUTE'),
+          format('%s may not execute approval.new_token_key()', r))
+  FROM unnest(ARRAY['approval_admin', 'approval_gateway', 'approval_user']) AS r ORDER BY r;
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -15,7 +15,12 @@
 #   - the engine goes on: submit, approve, reject, comment, request_changes,
 #     define_workflow, delegate and ack work, and the ids and event seqs they
 #     make are greater than every restored one (a sequence left behind
-#     raises a duplicate key instead).
+#     raises a duplicate key instead);
+#   - actionable tokens (DESIGN §10): the restore's CREATE EXTENSION makes a
+#     signing key of its own, and the dumped key is loaded beside it (so
+#     approval.token_key has one row more than the source), a token issued
+#     before the dump redeems after the restore, once, and a new token is
+#     signed with the new key and redeems too.
 use strict;
 use warnings;
 
@@ -47,6 +52,16 @@ $node->safe_psql(
 	SELECT approval.define_workflow('{"name": "fx-calendar", "calendar": "fx-office", "match": "$.never == true",
 	                                  "stages": [{"name": "s", "approvers": ["manager"]}]}');
 });
+
+# A token issued before the dump, for bob's vote on a request of its own.
+$node->safe_psql('source',
+	q{SET ROLE fx_alice; SELECT approval.submit('expense', '{"amount": 80}', 'token-target')});
+my $token = $node->safe_psql('source',
+	q{SELECT approval.issue_token(id, 'bob') FROM approval.request WHERE title = 'token-target'});
+ok($token =~ /^[A-Za-z0-9_-]+$/, "source: a token for bob ($token)");
+my $source_keys = $node->safe_psql('source',
+	q{SELECT string_agg(id || ':' || encode(secret, 'hex'), ',' ORDER BY id) FROM approval.token_key});
+ok($source_keys =~ /^-?\d+:[0-9a-f]{64}$/, 'source: one signing key');
 
 # The extension's tables and sequences (members of it), by name.
 my $members_sql = q{
@@ -159,9 +174,16 @@ foreach my $db (qw(restored_custom restored_plain))
 	my $restored = snapshot($db);
 	foreach my $name (@tables, @sequences)
 	{
+		next if $name eq 'approval.token_key';    # below
 		my ($what) = $source->{$name} =~ /^(\d+ rows|last_value \d+)/;
 		is($restored->{$name}, $source->{$name}, "$db: $name as in the source ($what)");
 	}
+	is( $node->safe_psql(
+			$db, qq{SELECT count(*) || ' keys, ' || count(*) FILTER (
+			            WHERE id || ':' || encode(secret, 'hex') = ANY (string_to_array('$source_keys', ',')))
+			          || ' of the source' FROM approval.token_key}),
+		'2 keys, 1 of the source',
+		"$db: approval.token_key holds the source's key and the one the restore's CREATE EXTENSION made");
 	is($node->safe_psql($db, q{SELECT name || ' ' || last_seq FROM approval.subscriber}),
 		$source_subscriber, "$db: approval.subscriber keeps its cursor");
 	is( $node->safe_psql(
@@ -223,6 +245,30 @@ foreach my $db (qw(restored_custom restored_plain))
 	($out, $err) = run($db, "SELECT approval.ack('fx-listener', $max{event}) \\gset\n"
 		  . "SELECT last_seq FROM approval.subscriber WHERE name = 'fx-listener'");
 	is("$out$err", $max{event}, "$db: ack moves the restored cursor");
+
+	# --- a token issued before the dump ---
+
+	($out, $err) = run($db, "SELECT approval.redeem_token('$token', 'approve', 'from an email sent before the dump')");
+	is("$out$err", 'pending', "$db: a token issued before the dump redeems after the restore (bob's stage): pending");
+	is( $node->safe_psql(
+			$db, "SELECT d.actor || ' ' || d.decision || ' ' || (e.data->>'token' = t.id)"
+			  . "  FROM approval.decision d, approval.event e, approval.token t"
+			  . " WHERE d.request_id = $id{'token-target'} AND e.request_id = d.request_id AND e.kind = 'voted'"
+			  . "   AND t.request_id = d.request_id"),
+		'bob approve true', "$db: the vote is bob's, and its event names the restored token");
+	($out, $err) = run($db, "SELECT approval.redeem_token('$token', 'approve')");
+	like($err, qr/token already used/, "$db: the restored token redeems once");
+
+	($out, $err) = run($db, "SELECT approval.issue_token($id{'token-target'}, 'carol')");
+	ok($err eq '' && $out =~ /^[A-Za-z0-9_-]+$/, "$db: a new token for carol") or diag($err);
+	my $new_token = $out;
+	is( $node->safe_psql(
+			$db, qq{SELECT key_id || ':' || encode(k.secret, 'hex') = ANY (string_to_array('$source_keys', ','))
+			          FROM approval.token t JOIN approval.token_key k ON k.id = t.key_id
+			         WHERE t.request_id = $id{'token-target'} AND t.approver = 'carol'}),
+		'f', "$db: the new token is signed with the restore's own key");
+	($out, $err) = run($db, "SELECT approval.redeem_token('$new_token', 'approve')");
+	is("$out$err", 'approved', "$db: the new token redeems (finance): approved");
 
 	is( $node->safe_psql($db, 'SELECT count(*) || bool_and(ok)::text FROM approval.verify_audit()'),
 		($nrequests + 1) . 'true',

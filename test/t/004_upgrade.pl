@@ -23,7 +23,8 @@
 #     fine, a crashed server is not;
 #   - the upgraded data works: requests made by the oldest release are
 #     approved, rejected and cancelled, its delegation is used, new requests
-#     are submitted and decided, a workflow is defined, and verify_audit()
+#     are submitted and decided (through a token too: the update made a
+#     signing key), a workflow is defined, and verify_audit()
 #     still finds every chain intact.
 #
 # The schema is compared as pg_dump -s --binary-upgrade prints it (that
@@ -376,7 +377,7 @@ foreach my $from (@older)
 
 SKIP:
 {
-	skip 'the data or the update failed', 9 unless $populated && $updated;
+	skip 'the data or the update failed', 11 unless $populated && $updated;
 
 	my %id = map { split /\|/ } split /\n/, $node->safe_psql('upgraded', 'SELECT title, id FROM approval.request');
 	my $max_request = $node->safe_psql('upgraded', 'SELECT max(id) FROM approval.request');
@@ -402,6 +403,12 @@ SKIP:
 	ok($new =~ /^\d+$/ && $new > $max_request, "submit after the upgrade makes a new request ($new)");
 	is($decide->('fx_bob', "approve(" . ($new =~ /^\d+$/ ? $new : 0) . ")"), 'pending',
 		'the new request runs: its manager approves, finance is next');
+	# the update made a signing key: a token for finance works
+	my ($tret, $token, $terr) = $node->psql('upgraded',
+		"SELECT approval.issue_token(" . ($new =~ /^\d+$/ ? $new : 0) . ", 'carol')");
+	ok($tret == 0 && $token =~ /^[A-Za-z0-9_-]+$/, 'issue_token after the upgrade') or diag($terr);
+	($tret, my $tout, $terr) = $node->psql('upgraded', "SELECT approval.redeem_token('$token', 'approve')");
+	is($tret == 0 ? $tout : $terr, 'approved', 'redeem_token after the upgrade: carol approves finance: approved');
 
 	my ($ret, $out, $err) = $node->psql('upgraded',
 		qq{\\set ON_ERROR_STOP 1
