@@ -42,7 +42,9 @@ OBJS = \
 	src/worker.o \
 	src/schedule.o \
 	src/timer.o \
-	src/tick.o
+	src/tick.o \
+	src/govern.o \
+	src/govern_apply.o
 
 # The current version's install script is built from sql/approval.sql; the
 # install scripts of earlier releases are frozen as they shipped, and every
@@ -71,6 +73,7 @@ include $(PGXS)
 
 $(OBJS): src/approval.h src/engine.h src/calendar.h
 src/launcher.o src/worker.o src/relay.o: src/worker.h
+src/govern.o src/govern_apply.o: src/govern.h
 
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql $(EXTENSION).control
 	cp $< $@

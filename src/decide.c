@@ -210,6 +210,13 @@ approval_resubmit(PG_FUNCTION_ARGS)
 				 errmsg("request %lld is not waiting for changes", (long long) id),
 				 errdetail("Its state is %s; resubmit follows approval.request_changes().", request_state_names[r->state])));
 	}
+	if (payload != NULL && govern_holds(id))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("request %lld holds a change of a governed table: its payload cannot change",
+						(long long) id),
+				 errdetail("What approval applies is the change that was held, not the payload."),
+				 errhint("Cancel the request and make the change again, or resubmit without a payload.")));
 	if (payload != NULL)
 	{
 		if (!JB_ROOT_IS_OBJECT(payload))

@@ -61,6 +61,9 @@ engine_close(Req *r, RequestState state, ApprovalCallback callback)
 	r->decided_now = true;
 	r->dirty = true;
 	r->callbacks |= 1 << callback;
+	/* a governed table's change held by a request that is not approved is dropped */
+	if (state != REQUEST_APPROVED)
+		govern_discard(r);
 	for (int i = 0; i < r->nstages; i++)
 	{
 		StageRow   *s = &r->stages[i];
@@ -75,12 +78,26 @@ engine_close(Req *r, RequestState state, ApprovalCallback callback)
 	return cancelled;
 }
 
+/*
+ * The request is decided.  Approval makes the change of a governed table
+ * the request holds (govern_apply.c), before the callbacks run; if the row
+ * changed meanwhile the change is not made, and the request is rejected
+ * instead, for the reason "conflict".
+ */
 void
 engine_finish(Req *r, bool approved, const char *reason, const char *denial)
 {
 	ApprovalJson j;
 	List	   *cancelled;
+	bool		conflict = false;
 
+	if (approved && !govern_apply(r))
+	{
+		approved = false;
+		reason = "conflict";
+		denial = NULL;
+		conflict = true;
+	}
 	cancelled = engine_close(r, approved ? REQUEST_APPROVED : REQUEST_REJECTED,
 						 approved ? CALLBACK_APPROVED : CALLBACK_REJECTED);
 	aj_init(&j);
@@ -89,6 +106,8 @@ engine_finish(Req *r, bool approved, const char *reason, const char *denial)
 		/* an admin's override (engine_override) */
 		aj_bool(&j, "override", true);
 		aj_str(&j, "reason", r->override_reason);
+		if (conflict)
+			aj_bool(&j, "conflict", true);	/* its held change could not be made */
 	}
 	else if (!approved)
 	{

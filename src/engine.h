@@ -251,6 +251,18 @@ typedef enum DecideResult
 extern DecideResult decide_vote(Req *r, bool approve, const char *reason,
 								const char *comment, bool refusals);
 
+/* ---- submit.c ---- */
+
+extern int64 approval_submit_request(const char *workflow, Jsonb *payload, const char *title,
+									 const char *subject, const char *ack, bool *created,
+									 RequestState *state);
+
+/* ---- govern_apply.c: held changes of governed tables (DESIGN §10) ---- */
+
+extern bool govern_apply(Req *r);
+extern void govern_discard(Req *r);
+extern bool govern_holds(int64 request_id);
+
 /* ---- timer.c: deadlines (DESIGN §6), the one home of their rules ---- */
 
 /* The kinds of deadline */

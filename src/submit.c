@@ -45,6 +45,14 @@ subject_holder(Req *r)
 	{
 		if (same_payload)
 			return id;
+		if (govern_holds(id))
+			ereport(ERROR,
+					(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
+					 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
+							r->subject, r->workflow, (long long) id),
+					 errdetail("Your open request %lld holds another change of this row.", (long long) id),
+					 errhint("Wait for request %lld to be decided, or cancel it and make the change again.",
+							 (long long) id)));
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_SUBJECT_UNDER_REVIEW),
 				 errmsg("subject \"%s\" of workflow \"%s\" is already under review in request %lld",
@@ -69,31 +77,39 @@ subject_holder(Req *r)
 			 errhint("Wait for that request to be decided, or submit under another subject.")));
 }
 
-PG_FUNCTION_INFO_V1(approval_submit);
-Datum
-approval_submit(PG_FUNCTION_ARGS)
+/*
+ * Submit a request: what approval.submit() does, for C callers too (the
+ * governed tables' trigger, govern.c).  workflow NULL routes it.  Returns
+ * the request's id; *created says whether this call made it (false: the
+ * requester's open request for the subject, the same payload, is the answer
+ * to a retry) and *state is the state it is in.  The caller is connected to
+ * SPI.
+ */
+int64
+approval_submit_request(const char *workflow, Jsonb *payload, const char *title,
+						const char *subject, const char *ack, bool *created,
+						RequestState *state)
 {
 	Req		   *r = palloc0(sizeof(Req));
-	Jsonb	   *payload = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
-	char	   *ack = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
 	WorkflowDef *wf;
 	ApprovalJson j;
 	int64		id;
 	ListCell   *lc;
 
-	approval_spi_connect();
+	*created = false;
+	*state = REQUEST_PENDING;
 	approval_get_actor(&r->actor);
 	r->requester = r->actor.id;
 	r->payload = payload ? payload : approval_jsonb_empty();
-	r->title = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
-	r->subject = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	r->title = title ? pstrdup(title) : NULL;
+	r->subject = subject ? pstrdup(subject) : NULL;
 
 	if (!JB_ROOT_IS_OBJECT(r->payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the payload of a request must be a JSON object")));
 
-	if (PG_ARGISNULL(0))
+	if (workflow == NULL)
 	{
 		wf = approval_route(r->payload, r->requester);
 		if (wf == NULL)
@@ -104,7 +120,7 @@ approval_submit(PG_FUNCTION_ARGS)
 					 errhint("Name the workflow, or check the conditions with approval.route(payload).")));
 	}
 	else
-		wf = approval_workflow_by_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+		wf = approval_workflow_by_name(workflow);
 	r->wf = wf;
 	r->workflow = wf->name;
 
@@ -123,10 +139,7 @@ approval_submit(PG_FUNCTION_ARGS)
 
 	/* idempotent retries: the requester's open request for the subject is the answer */
 	if (r->subject != NULL && (id = subject_holder(r)) != 0)
-	{
-		approval_spi_finish();
-		PG_RETURN_INT64(id);
-	}
+		return id;
 
 	r->is_new = true;
 	r->id = nextval_internal(approval_relid("request_id_seq"), false);
@@ -192,10 +205,28 @@ approval_submit(PG_FUNCTION_ARGS)
 					 errmsg("could not submit: a concurrent request for subject \"%s\" appeared and vanished",
 							r->subject),
 					 errhint("Retry the submit.")));
+		return id;
 	}
-	else
-		id = r->id;
+	*created = true;
+	*state = r->state;
+	return r->id;
+}
 
+PG_FUNCTION_INFO_V1(approval_submit);
+Datum
+approval_submit(PG_FUNCTION_ARGS)
+{
+	const char *workflow = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *payload = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	const char *title = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	const char *subject = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	const char *ack = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	bool		created;
+	RequestState state;
+	int64		id;
+
+	approval_spi_connect();
+	id = approval_submit_request(workflow, payload, title, subject, ack, &created, &state);
 	approval_spi_finish();
 	PG_RETURN_INT64(id);
 }

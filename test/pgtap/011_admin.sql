@@ -22,7 +22,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(115);
+SELECT plan(122);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -315,6 +315,48 @@ SET LOCAL ROLE ap_a_root;
 SELECT is(approval.override(:r5, 'approve', 'the why is known')::text, 'approved',
           'override approves a request waiting for changes');
 RESET ROLE;
+
+-- an override approval takes the engine's path to approved: a governed
+-- table's held change is made (or, when its row changed meanwhile, the
+-- request is rejected as a conflict)
+CREATE ROLE ap_a_owner;
+GRANT approval_user TO ap_a_owner;
+CREATE SCHEMA ap_a AUTHORIZATION ap_a_owner;
+GRANT USAGE ON SCHEMA ap_a TO PUBLIC;
+SELECT approval.define_workflow('{"name": "adm-gov", "stages": [
+    {"name": "sign", "approvers": ["user:old"]}]}') > 0 AS defined \gset
+SET LOCAL ROLE ap_a_owner;
+CREATE TABLE ap_a.price (id int PRIMARY KEY, cents int NOT NULL);
+INSERT INTO ap_a.price VALUES (1, 100), (2, 200);
+GRANT SELECT, UPDATE ON ap_a.price TO ap_a_alice;
+SELECT approval.govern('ap_a.price', 'adm-gov') IS NULL AS governed \gset
+RESET ROLE;
+SET LOCAL ROLE ap_a_alice;
+UPDATE ap_a.price SET cents = 150 WHERE id = 1;
+UPDATE ap_a.price SET cents = 250 WHERE id = 2;
+RESET ROLE;
+SELECT max(id) FILTER (WHERE title LIKE '%id=1%') AS g1, max(id) FILTER (WHERE title LIKE '%id=2%') AS g2
+  FROM approval.request WHERE workflow = 'adm-gov' \gset
+SELECT is((SELECT array_agg(cents ORDER BY id) FROM ap_a.price), '{100,200}', 'the changes are held');
+SET LOCAL ROLE ap_a_root;
+SELECT is(approval.override(:g1, 'approve', 'the price list is due')::text, 'approved',
+          'override approves a request holding a governed change');
+RESET ROLE;
+SELECT is((SELECT cents FROM ap_a.price WHERE id = 1), 150, 'its held change is made');
+-- the row of the second changes directly meanwhile (past the trigger)
+SET LOCAL session_replication_role = replica;
+UPDATE ap_a.price SET cents = 222 WHERE id = 2;
+SET LOCAL session_replication_role = origin;
+SET LOCAL ROLE ap_a_root;
+SELECT is(approval.override(:g2, 'approve', 'the price list is due')::text, 'rejected',
+          'an override approval of a change whose row changed meanwhile: rejected (conflict)');
+RESET ROLE;
+SELECT is((SELECT cents FROM ap_a.price WHERE id = 2), 222, 'the row keeps the direct change');
+SELECT is((SELECT data FROM approval.event WHERE request_id = :g2 AND kind = 'rejected'),
+          '{"override": true, "reason": "the price list is due", "conflict": true, "cancelled_stages": ["sign"]}'::jsonb,
+          'the rejected event says override, with the reason, and conflict');
+SELECT is((SELECT overridden_by FROM approval.request_status WHERE request_id = :g2), 'root',
+          'request_status names the admin who overrode it');
 
 -- ---------------------------------------------------------------------------
 -- transfer

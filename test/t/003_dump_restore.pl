@@ -20,7 +20,11 @@
 #     signing key of its own, and the dumped key is loaded beside it (so
 #     approval.token_key has one row more than the source), a token issued
 #     before the dump redeems after the restore, once, and a new token is
-#     signed with the new key and redeems too.
+#     signed with the new key and redeems too;
+#   - a governed table (DESIGN §10) stays governed: its registration and its
+#     held changes name the restored table, its trigger (dumped by pg_dump
+#     with the table, not a member of the extension) is back, a held change
+#     restored is applied on approval and a new change is held.
 use strict;
 use warnings;
 
@@ -62,6 +66,22 @@ ok($token =~ /^[A-Za-z0-9_-]+$/, "source: a token for bob ($token)");
 my $source_keys = $node->safe_psql('source',
 	q{SELECT string_agg(id || ':' || encode(secret, 'hex'), ',' ORDER BY id) FROM approval.token_key});
 ok($source_keys =~ /^-?\d+:[0-9a-f]{64}$/, 'source: one signing key');
+
+# a governed table with a held UPDATE and a held DELETE
+$node->safe_psql(
+	'source', q{
+	CREATE TABLE public.fx_licenses (id int PRIMARY KEY, seats int NOT NULL);
+	INSERT INTO public.fx_licenses VALUES (1, 5), (2, 3), (3, 1);
+	GRANT SELECT, INSERT, UPDATE, DELETE ON public.fx_licenses TO fx_alice;
+	SELECT approval.define_workflow('{"name": "fx-gov", "match": "$.never == true",
+	                                  "stages": [{"name": "s", "approvers": ["user:bob"]}]}');
+	SELECT approval.govern('public.fx_licenses', 'fx-gov', '{UPDATE,DELETE}');
+	SET ROLE fx_alice;
+	UPDATE public.fx_licenses SET seats = 50 WHERE id = 1;
+	DELETE FROM public.fx_licenses WHERE id = 2;
+});
+is($node->safe_psql('source', 'SELECT count(*) FROM approval.held_change WHERE outcome IS NULL'),
+	'2', 'source: two changes of the governed table are held');
 
 # The extension's tables and sequences (members of it), by name.
 my $members_sql = q{
@@ -273,6 +293,35 @@ foreach my $db (qw(restored_custom restored_plain))
 	is( $node->safe_psql($db, 'SELECT count(*) || bool_and(ok)::text FROM approval.verify_audit()'),
 		($nrequests + 1) . 'true',
 		"$db: verify_audit() after the new decisions: every chain intact");
+
+	# --- the governed table ---
+
+	is( $node->safe_psql($db, q{SELECT tbl::text || ' ' || operations::text FROM approval.governed}),
+		'fx_licenses {UPDATE,DELETE}', "$db: the registration names the restored table");
+	is( $node->safe_psql(
+			$db, q{SELECT count(*) FROM pg_trigger
+			        WHERE tgrelid = 'public.fx_licenses'::regclass AND tgname = 'approval_governed'
+			          AND tgfoid = 'approval.governed_change()'::regprocedure}),
+		'1', "$db: the governed table's trigger is restored");
+	is( $node->safe_psql(
+			$db, q{SELECT count(*) FROM approval.held_change
+			        WHERE tbl = 'public.fx_licenses'::regclass AND outcome IS NULL}),
+		'2', "$db: the held changes name the restored table");
+	($out, $err) = run($db, "SET ROLE fx_bob; SELECT approval.approve($id{'UPDATE public.fx_licenses (id=1)'})");
+	is("$out$err", 'approved', "$db: approve a restored held change: approved");
+	is($node->safe_psql($db, 'SELECT seats FROM public.fx_licenses WHERE id = 1'),
+		'50', "$db: the restored held change is applied");
+	($out, $err) = run($db, "SET ROLE fx_bob; SELECT approval.reject($id{'DELETE public.fx_licenses (id=2)'})");
+	is("$out$err", 'rejected', "$db: reject a restored held DELETE: rejected");
+	is( $node->safe_psql(
+			$db, q{SELECT count(*) || ' ' || string_agg(outcome, ',' ORDER BY outcome) FROM approval.held_change}),
+		'2 applied,discarded', "$db: the held changes are applied and discarded");
+	($out, $err) = run($db, "SET ROLE fx_alice; UPDATE public.fx_licenses SET seats = 9 WHERE id = 3");
+	is($err, '', "$db: a new change of the governed table");
+	is( $node->safe_psql(
+			$db, q{SELECT (SELECT seats FROM public.fx_licenses WHERE id = 3) || ' '
+			              || (SELECT count(*) FROM approval.held_change WHERE outcome IS NULL)}),
+		'1 1', "$db: the new change is held, not made");
 }
 
 $node->stop;
