@@ -34,6 +34,7 @@ OBJS = \
 	src/engine.o \
 	src/eligibility.o \
 	src/decide.o \
+	src/admin.o \
 	src/token.o \
 	src/submit.o \
 	src/route.o \

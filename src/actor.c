@@ -630,9 +630,9 @@ static ApprovalPlan delegate_principal_plan = {
 };
 
 static ApprovalPlan insert_delegation_plan = {
-	"INSERT INTO approval.delegation (delegator, delegate, starts, ends, workflow)"
-	" VALUES ($1, $2, $3, $4, $5) RETURNING id",
-	5, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}
+	"INSERT INTO approval.delegation (delegator, delegate, starts, ends, workflow, created_by, reason)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+	7, {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID}
 };
 
 static ApprovalPlan lock_delegation_plan = {
@@ -645,36 +645,35 @@ static ApprovalPlan revoke_delegation_plan = {
 	1, {INT8OID}
 };
 
-/*
- * delegate(delegate, starts, ends, workflow): the current actor lets
- * "delegate" vote in its place from starts until ends (open-ended when
- * NULL), for one workflow or all.  Returns the delegation's id.
- */
-PG_FUNCTION_INFO_V1(approval_delegate);
-Datum
-approval_delegate(PG_FUNCTION_ARGS)
+static Datum
+text_or_null_datum(const char *s, char *null)
 {
-	ApprovalActor actor;
-	char	   *delegate;
-	Datum		args[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	int64		id;
+	*null = s ? ' ' : 'n';
+	return s ? CStringGetTextDatum(s) : (Datum) 0;
+}
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("delegate must not be NULL")));
-	delegate = text_to_cstring(PG_GETARG_TEXT_PP(0));
+/*
+ * A delegation from "delegator" to "delegate" from starts (NULL: now) until
+ * ends (NULL: open-ended), for one workflow or all (NULL), made by
+ * "created_by" (with a reason, or NULL): refused when it is to oneself, to
+ * no active principal, for a workflow that does not exist, or ends before
+ * it starts.  Returns its id.  Needs SPI.  approval.delegate() and an
+ * admin's approval.delegate_for() (admin.c) both make theirs here.
+ */
+int64
+approval_delegation_create(const char *delegator, const char *delegate,
+						   const TimestampTz *starts, const TimestampTz *ends,
+						   const char *workflow, const char *created_by, const char *reason)
+{
+	Datum		args[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-	approval_spi_connect();
-	approval_get_actor(&actor);
-
-	if (strcmp(delegate, actor.id) == 0)
+	if (strcmp(delegate, delegator) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s cannot delegate to themselves", actor.id)));
+				 errmsg("%s cannot delegate to themselves", delegator)));
 
-	args[0] = PG_GETARG_DATUM(0);
+	args[0] = CStringGetTextDatum(delegate);
 	if (approval_exec(&delegate_principal_plan, args, NULL, false, 1) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
@@ -685,33 +684,64 @@ approval_delegate(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
 				 errmsg("principal \"%s\" is not active", delegate)));
 
-	if (!PG_ARGISNULL(3))
+	if (workflow != NULL)
 	{
 		bool		enabled;
 
-		if (approval_latest_version(text_to_cstring(PG_GETARG_TEXT_PP(3)), &enabled) == 0)
+		if (approval_latest_version(workflow, &enabled) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_AP_NO_WORKFLOW_MATCHES),
-					 errmsg("workflow \"%s\" does not exist", text_to_cstring(PG_GETARG_TEXT_PP(3))),
+					 errmsg("workflow \"%s\" does not exist", workflow),
 					 errhint("SELECT name FROM approval.workflows lists the workflows.")));
 	}
 
-	if (!PG_ARGISNULL(1) && !PG_ARGISNULL(2) &&
-		PG_GETARG_TIMESTAMPTZ(2) <= PG_GETARG_TIMESTAMPTZ(1))
+	if (starts != NULL && ends != NULL && *ends <= *starts)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a delegation must end after it starts")));
 
-	args[0] = CStringGetTextDatum(actor.id);
-	args[1] = PG_GETARG_DATUM(0);
-	args[2] = PG_ARGISNULL(1) ? TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())
-		: PG_GETARG_DATUM(1);
-	args[3] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[3] = PG_ARGISNULL(2) ? 'n' : ' ';
-	args[4] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[4] = PG_ARGISNULL(3) ? 'n' : ' ';
+	args[0] = CStringGetTextDatum(delegator);
+	args[1] = CStringGetTextDatum(delegate);
+	args[2] = TimestampTzGetDatum(starts ? *starts : GetCurrentTransactionStartTimestamp());
+	args[3] = ends ? TimestampTzGetDatum(*ends) : (Datum) 0;
+	nulls[3] = ends ? ' ' : 'n';
+	args[4] = text_or_null_datum(workflow, &nulls[4]);
+	args[5] = text_or_null_datum(created_by, &nulls[5]);
+	args[6] = text_or_null_datum(reason, &nulls[6]);
 	approval_exec(&insert_delegation_plan, args, nulls, false, 0);
-	id = approval_getint64(0, 1);
+	return approval_getint64(0, 1);
+}
+
+/*
+ * delegate(delegate, starts, ends, workflow): the current actor lets
+ * "delegate" vote in its place from starts until ends (open-ended when
+ * NULL), for one workflow or all.  Returns the delegation's id.
+ */
+PG_FUNCTION_INFO_V1(approval_delegate);
+Datum
+approval_delegate(PG_FUNCTION_ARGS)
+{
+	ApprovalActor actor;
+	TimestampTz starts = 0;
+	TimestampTz ends = 0;
+	int64		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("delegate must not be NULL")));
+	if (!PG_ARGISNULL(1))
+		starts = PG_GETARG_TIMESTAMPTZ(1);
+	if (!PG_ARGISNULL(2))
+		ends = PG_GETARG_TIMESTAMPTZ(2);
+
+	approval_spi_connect();
+	approval_get_actor(&actor);
+	id = approval_delegation_create(actor.id, text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									PG_ARGISNULL(1) ? NULL : &starts,
+									PG_ARGISNULL(2) ? NULL : &ends,
+									PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3)),
+									actor.id, NULL);
 	approval_spi_finish();
 	PG_RETURN_INT64(id);
 }

@@ -96,6 +96,10 @@ extern void approval_get_actor_as(ApprovalActor *actor, const char *id);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
+extern int64 approval_delegation_create(const char *delegator, const char *delegate,
+										const TimestampTz *starts, const TimestampTz *ends,
+										const char *workflow, const char *created_by,
+										const char *reason);
 
 /* ---- claims.c: the actor a gateway session's JWT names ---- */
 
@@ -283,7 +287,7 @@ extern bool approval_calendar_exists(const char *name);
 /* Events of one operation on one request, written together at its end */
 typedef struct ApprovalEvents
 {
-	int64		request_id;
+	int64		request_id;		/* 0: an event without a request */
 	const char *workflow;
 	bytea	   *prev_hash;		/* head of the request's chain */
 	List	   *pending;
@@ -312,6 +316,8 @@ extern int	approval_checkpoint_interval;
 extern void approval_checkpoint_from_worker(void);
 extern void approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc,
 										const bytea *witness);
+extern void approval_event_alone(const char *kind, const char *actor, Jsonb *data,
+								 List *targets);
 
 /* ---- horizon.c: the gapless cursor of the event log ---- */
 
@@ -326,7 +332,7 @@ typedef struct ApprovalNote
 {
 	int64		seq;
 	const char *kind;
-	int64		request;
+	int64		request;		/* 0: none (JSON null) */
 	const char *workflow;
 	const char *state;			/* the request's, once the event happened */
 	const char *stage;

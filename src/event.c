@@ -36,6 +36,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "access/htup_details.h"
+#include "utils/snapmgr.h"
 
 typedef struct PendingEvent
 {
@@ -232,6 +233,7 @@ approval_events_write(ApprovalEvents *ev)
 
 			a[0] = Int64GetDatum(pe->seq);
 			a[1] = Int64GetDatum(ev->request_id);
+			nulls[r * EVENT_COLUMNS + 1] = ev->request_id == 0 ? 'n' : ' ';
 			a[2] = TimestampTzGetDatum(pe->at);
 			a[3] = CStringGetTextDatum(pe->kind);
 			a[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
@@ -268,6 +270,43 @@ approval_events_write(ApprovalEvents *ev)
 			approval_note_send(&n);
 		}
 	ev->pending = NIL;
+}
+
+/* ---------- events without a request ---------- */
+
+/*
+ * An admin's act that concerns no request (approval.delegate_for()) is an
+ * event with request_id NULL.  Those events chain among themselves, hashed
+ * with request_id 0, each after the latest of them: a one-row table that
+ * only the extension's owner may read serializes their writers as a
+ * request's row lock does (no user can take or block that lock), and the
+ * latest is read, after the lock, with the newest snapshot.
+ */
+static ApprovalPlan lock_alone_plan = {
+	"SELECT 1 FROM approval.event_chain_lock FOR UPDATE",
+	0, {InvalidOid}
+};
+
+static ApprovalPlan last_alone_plan = {
+	"SELECT hash FROM approval.event WHERE request_id IS NULL ORDER BY seq DESC LIMIT 1",
+	0, {InvalidOid}
+};
+
+void
+approval_event_alone(const char *kind, const char *actor, Jsonb *data, List *targets)
+{
+	ApprovalEvents ev;
+	bytea	   *prev = NULL;
+	bool		isnull;
+
+	approval_exec(&lock_alone_plan, NULL, NULL, false, 0);
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (approval_exec(&last_alone_plan, NULL, NULL, true, 1) == 1)
+		prev = DatumGetByteaP(approval_copy_datum(0, 1, &isnull));
+	PopActiveSnapshot();
+	approval_events_init(&ev, 0, NULL, prev);
+	approval_event_add(&ev, kind, actor, data, NULL, NULL, targets);
+	approval_events_write(&ev);
 }
 
 /* ---------- append-only ---------- */
