@@ -51,7 +51,7 @@ static ApprovalPlan stages_plan = {
 };
 
 static ApprovalPlan decisions_plan = {
-	"SELECT request_id, decision, stage, round, actor, on_behalf_of FROM approval.decision"
+	"SELECT request_id, decision, stage, round, actor, on_behalf_of, override FROM approval.decision"
 	REQUEST_FILTER("request_id") " ORDER BY request_id, id",
 	1, {INT8OID}
 };
@@ -88,6 +88,15 @@ get_int32(ApprovalStream *s, int col)
 	Datum		d = approval_stream_get(s, col, &isnull);
 
 	return isnull ? 0 : DatumGetInt32(d);
+}
+
+static bool
+get_bool(ApprovalStream *s, int col)
+{
+	bool		isnull;
+	Datum		d = approval_stream_get(s, col, &isnull);
+
+	return !isnull && DatumGetBool(d);
 }
 
 static TimestampTz
@@ -290,7 +299,7 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 			replay_check_decision(&rp,
 								  replay_decision_key(get_text(&decs, 2), get_text(&decs, 3),
 													  get_int32(&decs, 4), get_text(&decs, 5),
-													  get_text(&decs, 6)));
+													  get_text(&decs, 6), get_bool(&decs, 7)));
 			approval_stream_next(&decs);
 		}
 		replay_end(&rp);

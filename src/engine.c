@@ -570,6 +570,8 @@ engine_reassign(Req *r, StageRow *s, const char *from, const char *to, const cha
 	aj_str(&j, "from", from);
 	aj_str(&j, "to", to);
 	aj_str(&j, "reason", reason);
+	if (active)
+		aj_int(&j, "required", s->required);
 	request_event(r, "reassigned", aj_finish(&j), s->stage,
 				  active && r->state == REQUEST_PENDING ? list_make1(pstrdup(to)) : NIL);
 

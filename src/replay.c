@@ -194,16 +194,49 @@ request_closed(Replay *rp, const char *state, const char *actor, TimestampTz at,
 /* A decision row the events call for */
 static void
 expect_decision(Replay *rp, const char *decision, const char *stage, int round,
-				const char *actor, const char *on_behalf_of)
+				const char *actor, const char *on_behalf_of, bool override)
 {
 	rp->expected = lappend(rp->expected,
-						   replay_decision_key(decision, stage, round, actor, on_behalf_of));
+						   replay_decision_key(decision, stage, round, actor, on_behalf_of,
+											   override));
+}
+
+static bool
+jget_bool(Jsonb *data, const char *key)
+{
+	JsonbValue *v = jget(data, key);
+
+	return v != NULL && v->type == jbvBool && v->val.boolean;
+}
+
+/* replace_target() of engine.c: "from" replaced by "to", once, where it was */
+static List *
+replaced(List *targets, const char *from, const char *to)
+{
+	List	   *out = NIL;
+	ListCell   *lc;
+	bool		done = false;
+
+	foreach(lc, targets)
+	{
+		if (!done && strcmp(lfirst(lc), from) == 0)
+		{
+			if (!approval_list_has(out, to))
+				out = lappend(out, pstrdup(to));
+			done = true;
+		}
+		else if (!approval_list_has(out, lfirst(lc)))
+			out = lappend(out, lfirst(lc));
+	}
+	return out;
 }
 
 char *
 replay_decision_key(const char *decision, const char *stage, int round,
-					const char *actor, const char *on_behalf_of)
+					const char *actor, const char *on_behalf_of, bool override)
 {
+	if (override)
+		return psprintf("override %s by %s", decision, actor ? actor : "?");
 	/* request_changes and comment rows: what their events record */
 	if (strcmp(decision, "comment") == 0)
 		return psprintf("comment by %s", actor ? actor : "?");
@@ -253,7 +286,7 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		s->rejections = jget_int(data, "rejections", s->rejections);
 		if (decision != NULL)
 			expect_decision(rp, decision, s->stage, s->round, actor,
-							jget_str(data, "on_behalf_of"));
+							jget_str(data, "on_behalf_of"), false);
 	}
 	else if (strcmp(kind, "stage_approved") == 0 && s != NULL)
 		stage_decided(s, "approved", actor, at);
@@ -261,7 +294,25 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		stage_decided(s, "rejected", actor, at);
 	else if (strcmp(kind, "approved") == 0 || strcmp(kind, "rejected") == 0 ||
 			 strcmp(kind, "cancelled") == 0)
+	{
 		request_closed(rp, kind, actor, at, data);
+		/* an admin's override: its decision row; approve even if it conflicted */
+		if (jget_bool(data, "override"))
+			expect_decision(rp, (strcmp(kind, "approved") == 0 || jget_bool(data, "conflict"))
+							? "approve" : "reject", NULL, 0, actor, NULL, true);
+	}
+	else if (strcmp(kind, "reassigned") == 0 && s != NULL)
+	{
+		char	   *from = jget_str(data, "from");
+		char	   *to = jget_str(data, "to");
+
+		if (from != NULL && to != NULL)
+			s->targets = replaced(s->targets, from, to);
+		if (jget(data, "required") != NULL)
+			s->required = jget_int(data, "required", -1);
+	}
+	else if (strcmp(kind, "transferred") == 0)
+		rp->requester = jget_str(data, "to");
 	else if (strcmp(kind, "expired") == 0)
 	{
 		if (s != NULL)
@@ -271,7 +322,7 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 	else if (strcmp(kind, "changes_requested") == 0)
 	{
 		rp->state = "changes_requested";
-		expect_decision(rp, "request_changes", s ? s->stage : NULL, 0, actor, NULL);
+		expect_decision(rp, "request_changes", s ? s->stage : NULL, 0, actor, NULL, false);
 	}
 	else if (strcmp(kind, "resubmitted") == 0)
 	{
@@ -298,7 +349,7 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		}
 	}
 	else if (strcmp(kind, "commented") == 0)
-		expect_decision(rp, "comment", NULL, 0, actor, NULL);
+		expect_decision(rp, "comment", NULL, 0, actor, NULL, false);
 	else if (strcmp(kind, "escalated") == 0)
 	{
 		char	   *target = jget_str(data, "target");

@@ -80,7 +80,8 @@ extern void replay_event(Replay *rp, int64 seq, const char *kind, const char *ac
 extern void replay_check_request(Replay *rp, const ReplayRequestRow *row);
 extern void replay_check_stage(Replay *rp, const ReplayStageRow *row);
 extern char *replay_decision_key(const char *decision, const char *stage, int round,
-								 const char *actor, const char *on_behalf_of);
+								 const char *actor, const char *on_behalf_of,
+								 bool override);
 extern void replay_check_decision(Replay *rp, const char *key);
 extern void replay_end(Replay *rp);
 

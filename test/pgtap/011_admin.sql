@@ -22,7 +22,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(122);
+SELECT plan(123);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -205,7 +205,7 @@ SELECT ok((SELECT audience @> '{user:new,user:old}' FROM approval.request WHERE 
           'the audience has the new target and keeps the old one');
 SELECT is((SELECT data FROM approval.event WHERE request_id = :r1 AND kind = 'reassigned'
             ORDER BY seq DESC LIMIT 1),
-          '{"stage": "manager", "from": "user:old", "to": "user:new", "reason": "alice has a new manager"}'::jsonb,
+          '{"stage": "manager", "from": "user:old", "to": "user:new", "reason": "alice has a new manager", "required": 1}'::jsonb,
           'the reassigned event''s data');
 SELECT is((SELECT actor || ' ' || stage || ' ' || array_to_string(targets, ',') FROM approval.event
             WHERE request_id = :r1 AND kind = 'reassigned' ORDER BY seq DESC LIMIT 1),
@@ -490,6 +490,11 @@ SET LOCAL ROLE ap_a_root;
 SELECT is(ap_test.try('SELECT 1 FROM approval.event_chain_lock FOR UPDATE'), 'ERROR 42501',
           'an admin may not lock it');
 RESET ROLE;
+
+-- whatever happened above, every request's rows still replay from its events
+RESET ROLE;
+SELECT is_empty($$SELECT request_id, problem FROM approval.verify_audit() WHERE NOT ok$$,
+                'verify_audit(): every request''s rows agree with its events, the admins'' acts included');
 
 SELECT * FROM finish();
 ROLLBACK;
