@@ -16,6 +16,7 @@ OBJS = \
 	src/approval.o \
 	src/actor.o \
 	src/claims.o \
+	src/delegation.o \
 	src/spi_util.o \
 	src/define.o \
 	src/workflow.o \
