@@ -37,6 +37,7 @@ OBJS = \
 	src/decide.o \
 	src/admin.o \
 	src/token.o \
+	src/token_revoke.o \
 	src/submit.o \
 	src/route.o \
 	src/visibility.o \

@@ -340,3 +340,81 @@ SELECT seq, kind, actor, data FROM approval.event
 SELECT request_id, sla_state, waiting_on FROM approval.request_status WHERE request_id = :sla_request;
 SELECT request_id, sla_state, due_at FROM approval.at_risk;
 RESET TIME ZONE;
+
+\echo
+\echo '=================================================================='
+\echo ' 10. Governed tables: a change to real data waits for approval'
+\echo '=================================================================='
+\echo 'approval.govern() puts a table under review: each row change becomes a'
+\echo 'request whose payload is the change, and the row is not changed until'
+\echo 'it is approved.  Here seat counts above 10 need the manager; smaller'
+\echo 'ones are approved at once (the stage is skipped, so auto_approve holds).'
+\echo
+
+CREATE TABLE public.licenses (id int PRIMARY KEY, product text NOT NULL, seats int NOT NULL);
+INSERT INTO public.licenses VALUES (1, 'diagram tool', 5);
+GRANT SELECT, UPDATE ON public.licenses TO alice;
+
+SELECT approval.define_workflow($$
+{
+  "name": "seat-changes",
+  "auto_approve": "$.new.seats <= 10",
+  "stages": [{"name": "manager", "approvers": ["manager"]}]
+}
+$$) AS workflow_id;
+SELECT approval.govern('public.licenses', 'seat-changes', '{UPDATE}');
+SELECT tbl, workflow, operations, key_columns FROM approval.governed;
+
+SET ROLE alice;
+UPDATE public.licenses SET seats = 8 WHERE id = 1;
+SELECT * FROM public.licenses;
+UPDATE public.licenses SET seats = 25 WHERE id = 1;
+SELECT * FROM public.licenses;
+SELECT request_id, title, state FROM approval.my_requests WHERE workflow = 'seat-changes' ORDER BY request_id;
+RESET ROLE;
+SELECT request_id AS seat_request FROM approval.held_change WHERE outcome IS NULL \gset
+SELECT payload FROM approval.request WHERE id = :seat_request;
+
+\echo
+\echo 'bob (the manager) approves: the change is made, as the table''s owner,'
+\echo 'in his transaction.  Had the row changed meanwhile, the request would'
+\echo 'be rejected with reason "conflict" and the row left alone.'
+\echo
+
+SET ROLE bob;
+SELECT approval.approve(:seat_request);
+RESET ROLE;
+SELECT * FROM public.licenses;
+SELECT request_id, operation, outcome FROM approval.held_change ORDER BY request_id;
+
+\echo
+\echo '=================================================================='
+\echo ' 11. Approve from an email: actionable tokens'
+\echo '=================================================================='
+\echo 'The web application (a gateway) issues a single-use token for bob and'
+\echo 'puts it in the links of an email; whoever follows a link makes the'
+\echo 'gateway redeem it.  The vote is bob''s, with the token''s id in the log.'
+\echo 'A token is signed (HMAC-SHA256, a key made at CREATE EXTENSION), expires,'
+\echo 'and is void once used or once its request closes.'
+\echo
+
+-- what a statement's error says, as SQLSTATE: message (for the second click)
+CREATE FUNCTION public.demo_sqlstate(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+SET ROLE alice;
+SELECT approval.submit('seat-changes', '{"new": {"seats": 40}}', 'More seats, by email') AS mail_request \gset
+RESET ROLE;
+SET ROLE webapp;
+SELECT approval.issue_token(:mail_request, 'bob', '2 days') AS token \gset
+SELECT length(:'token') AS token_length;
+SELECT approval.redeem_token(:'token', 'approve', 'from my phone');
+SELECT public.demo_sqlstate(format('SELECT approval.redeem_token(%L, %L)', :'token', 'approve')) AS a_second_click;
+RESET ROLE;
+SELECT kind, actor, data->>'token' IS NOT NULL AS by_token FROM approval.event
+ WHERE request_id = :mail_request AND kind = 'voted';

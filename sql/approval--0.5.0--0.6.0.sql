@@ -34,9 +34,24 @@ CREATE TABLE approval.token (
     used_at     timestamptz,
     used_by     text,                           -- who redeemed it (the gateway's actor)
     decision    text CHECK (decision IN ('approve', 'reject')),
-    revoked_at  timestamptz
+    revoked_at  timestamptz,
+    rounds      integer NOT NULL                -- sum of the request's stage rounds at issue
 );
 CREATE INDEX token_request ON approval.token (request_id);
+CREATE INDEX token_unused_approver ON approval.token (approver) WHERE used_at IS NULL AND revoked_at IS NULL;
+
+-- a principal made inactive, renamed or removed loses its unused tokens
+-- for good (they would work again once it is active again, or for whoever
+-- gets its id next)
+CREATE FUNCTION approval.token_principal_changed() RETURNS trigger
+    LANGUAGE c SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'approval_token_principal_changed';
+CREATE TRIGGER principal_tokens AFTER UPDATE OF id, active OR DELETE ON approval.principal
+    FOR EACH ROW EXECUTE FUNCTION approval.token_principal_changed();
+-- also under session_replication_role = replica, like the identity triggers
+ALTER TABLE approval.principal ENABLE ALWAYS TRIGGER principal_tokens;
+REVOKE ALL ON FUNCTION approval.token_principal_changed() FROM PUBLIC;
 
 -- a new signing key; the install script makes the first, the owner may rotate
 CREATE FUNCTION approval.new_token_key() RETURNS integer
@@ -65,7 +80,10 @@ REVOKE ALL ON approval.token_key, approval.token FROM PUBLIC;
 REVOKE ALL ON FUNCTION approval.new_token_key(), approval.issue_token(bigint, text, interval),
     approval.redeem_token(text, text, text), approval.revoke_tokens(bigint)
     FROM PUBLIC;
--- the keys: no grants at all
+-- the keys: no grants at all, and row-level security without a policy, so
+-- that a role with pg_read_all_data (which bypasses grants, not RLS) reads
+-- no key; the owner and superusers still do
+ALTER TABLE approval.token_key ENABLE ROW LEVEL SECURITY;
 GRANT SELECT ON approval.token TO approval_admin;
 GRANT EXECUTE ON FUNCTION approval.issue_token(bigint, text, interval), approval.redeem_token(text, text, text)
     TO approval_gateway, approval_admin;

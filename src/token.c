@@ -3,8 +3,8 @@
  * token.c
  *	  Actionable tokens (DESIGN §10): approve and reject buttons in email or
  *	  chat.  issue_token() makes one for an approver of a request,
- *	  redeem_token() records its approver's decision, revoke_tokens() voids
- *	  a request's unused ones.
+ *	  redeem_token() records its approver's decision (revoke_tokens() and
+ *	  the revocation of a principal's tokens are in token_revoke.c).
  *
  * A token is, in base64url without padding,
  *
@@ -20,12 +20,17 @@
  *
  * The signature is checked first, in constant time, before anything is
  * looked up, so a refusal says nothing about other tokens.  The database
- * keeps a sha256 of each token, never the token: redeem_token() finds the
+ * keeps a sha256 of each token, never the token, and not its random id
+ * either: its row has an id of its own, so that whoever holds a key (a
+ * dump has them) and reads approval.token cannot rebuild the tokens, and a
+ * key alone signs nothing that redeems.  redeem_token() finds the
  * row by that hash and locks it (FOR UPDATE), so of two concurrent
  * redemptions one records the decision and the other finds it used.  The
  * vote itself takes the one path of every change (engine.h): the request
  * opened for the token's approver, decide_vote() as for approve(), saved by
- * request_done().  Refusals of a token are AP009, each saying why.
+ * request_done().  A token's row records the request's rounds at issue
+ * (request_rounds()): once the request is resubmitted, the token decides
+ * nothing.  Refusals of a token are AP009, each saying why.
  *
  *-------------------------------------------------------------------------
  */
@@ -81,13 +86,14 @@ static ApprovalPlan key_plan = {
 
 static ApprovalPlan insert_token_plan = {
 	"INSERT INTO approval.token (id, hash, key_id, request_id, approver, issued_by,"
-	"  issued_at, expires_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-	8, {TEXTOID, BYTEAOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	"  issued_at, expires_at, rounds)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+	9, {TEXTOID, BYTEAOID, INT4OID, INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	INT4OID}
 };
 
 static ApprovalPlan lock_token_plan = {
-	"SELECT id, request_id, approver, expires_at, used_at, revoked_at"
+	"SELECT id, request_id, approver, expires_at, used_at, revoked_at, rounds"
 	"  FROM approval.token WHERE hash = $1 FOR UPDATE",
 	1, {BYTEAOID}
 };
@@ -95,17 +101,6 @@ static ApprovalPlan lock_token_plan = {
 static ApprovalPlan use_token_plan = {
 	"UPDATE approval.token SET used_at = $2, used_by = $3, decision = $4 WHERE id = $1",
 	4, {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
-};
-
-static ApprovalPlan revoke_plan = {
-	"UPDATE approval.token SET revoked_at = $2"
-	" WHERE request_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
-	2, {INT8OID, TIMESTAMPTZOID}
-};
-
-static ApprovalPlan request_exists_plan = {
-	"SELECT 1 FROM approval.request WHERE id = $1",
-	1, {INT8OID}
 };
 
 static ApprovalPlan principal_active_plan = {
@@ -297,6 +292,23 @@ read_secret(int col, uint8 *key)
 	return true;
 }
 
+/*
+ * The sum of the rounds of a request's stages.  A resubmission starts its
+ * active stages (or all of them) again in a new round, and nothing else
+ * changes a round, so this grows with each resubmission: a token records it
+ * at issue, and redeems only while it is the same, so that it never decides
+ * a request its approver was not asked about (another payload, perhaps).
+ */
+static int32
+request_rounds(const Req *r)
+{
+	int32		n = 0;
+
+	for (int i = 0; i < r->nstages; i++)
+		n += r->stages[i].round;
+	return n;
+}
+
 /* ---------- refusals ---------- */
 
 static void
@@ -415,10 +427,11 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	uint8		key[TOKEN_KEY_LEN];
 	uint8		buf[TOKEN_MAX_LEN];
 	uint8		tid[TOKEN_ID_LEN];
+	uint8		row_id[TOKEN_ID_LEN];
 	char	   *token_id;
 	int			len;
 	char	   *text_form;
-	Datum		v[8];
+	Datum		v[9];
 	text	   *result;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
@@ -476,6 +489,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	key_id = approval_getint32(0, 1);
 
 	random_bytes(tid, sizeof(tid));
+	random_bytes(row_id, sizeof(row_id));
 	buf[0] = TOKEN_VERSION;
 	put_be32(buf + 1, (uint32) key_id);
 	memcpy(buf + 5, tid, TOKEN_ID_LEN);
@@ -489,7 +503,7 @@ approval_issue_token(PG_FUNCTION_ARGS)
 
 	text_form = palloc((len * 4 + 2) / 3 + 1);
 	b64url_encode(buf, len, text_form);
-	token_id = hex_text(tid, TOKEN_ID_LEN);
+	token_id = hex_text(row_id, TOKEN_ID_LEN);
 
 	v[0] = CStringGetTextDatum(token_id);
 	v[1] = PointerGetDatum(token_hash(buf, len));
@@ -499,8 +513,10 @@ approval_issue_token(PG_FUNCTION_ARGS)
 	v[5] = CStringGetTextDatum(caller.id);
 	v[6] = TimestampTzGetDatum(now);
 	v[7] = TimestampTzGetDatum(expires);
+	v[8] = Int32GetDatum(request_rounds(r));
 	approval_exec(&insert_token_plan, v, NULL, false, 0);
 	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(tid, sizeof(tid));
 
 	result = (text *) MemoryContextAlloc(upper, VARHDRSZ + strlen(text_form));
 	SET_VARSIZE(result, VARHDRSZ + strlen(text_form));
@@ -573,6 +589,7 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	Datum		v[4];
 	bool		isnull;
 	char	   *token_id;
+	int32		rounds;
 	Req		   *r;
 
 	approval_spi_connect();
@@ -597,6 +614,7 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 			   "It is signed by this database, but no token of that id was issued here.",
 			   HINT_NEW_TOKEN);
 	token_id = approval_gettext(0, 1);
+	rounds = approval_getint32(0, 7);
 	if (approval_getint64(0, 2) != tok.request || strcmp(approval_gettext(0, 3), tok.approver) != 0 ||
 		DatumGetTimestampTz(approval_getdatum(0, 4, &isnull)) != tok.expires)
 		ereport(ERROR,
@@ -611,7 +629,9 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	(void) approval_getdatum(0, 6, &isnull);
 	if (!isnull)
 		refuse("token revoked",
-			   psprintf("The tokens of request %lld were revoked.", (long long) tok.request),
+			   psprintf("It was revoked at %s: revoke_tokens(%lld), or its approver %s was made inactive, renamed or removed.",
+						timestamptz_to_str(DatumGetTimestampTz(approval_getdatum(0, 6, &isnull))),
+						(long long) tok.request, tok.approver),
 			   HINT_NEW_TOKEN);
 	if (now >= tok.expires)
 		refuse("token expired",
@@ -625,6 +645,11 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	/* the vote, as the token's approver's */
 	approval_get_actor_as(&as, tok.approver);
 	r = request_open_as(tok.request, &as);
+	if (request_rounds(r) != rounds)
+		refuse("the token's request was resubmitted",
+			   psprintf("Request %lld was resubmitted after the token was issued; its approver was not asked about it as it is now.",
+						(long long) r->id),
+			   HINT_NEW_TOKEN);
 	r->token = token_id;
 	switch (decide_vote(r, approve, NULL, comment, true))
 	{
@@ -649,32 +674,4 @@ approval_redeem_token(PG_FUNCTION_ARGS)
 	v[3] = CStringGetTextDatum(decision);
 	approval_exec(&use_token_plan, v, NULL, false, 0);
 	PG_RETURN_DATUM(request_done(r));
-}
-
-/* ---------- revoke ---------- */
-
-/* revoke_tokens(request) → integer: void every unused token of the request */
-PG_FUNCTION_INFO_V1(approval_revoke_tokens);
-Datum
-approval_revoke_tokens(PG_FUNCTION_ARGS)
-{
-	ApprovalActor caller;
-	Datum		args[2];
-	int			n;
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	approval_spi_connect();
-	approval_get_actor(&caller);
-	if (!caller.is_admin)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("only an %s may revoke tokens", APPROVAL_ADMIN_ROLE)));
-	args[0] = PG_GETARG_DATUM(0);
-	if (approval_exec(&request_exists_plan, args, NULL, false, 1) != 1)
-		approval_not_found(PG_GETARG_INT64(0));
-	args[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-	n = approval_exec(&revoke_plan, args, NULL, false, 0);
-	approval_spi_finish();
-	PG_RETURN_INT32(n);
 }

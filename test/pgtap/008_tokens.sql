@@ -11,7 +11,13 @@
 --     (malformed, flipped, wrong MAC, unknown key), unknown, already used,
 --     revoked, expired, request closed, approver no longer eligible;
 --   * a retry of the same vote through a second token is approve()'s no-op;
---   * the database keeps a sha256 of each token, never the token;
+--   * a token whose approver is made inactive, renamed or removed is revoked
+--     then: it stays void when the principal is active again, or when its id
+--     is given to someone else;
+--   * a token issued before a resubmission does not decide the resubmitted
+--     request (AP009 "request resubmitted"): its approver never saw it so;
+--   * the database keeps a sha256 of each token, never the token, nor its
+--     random id: its row and its key together do not give the token back;
 --   * a new key (rotation) signs new tokens, the old ones still redeem until
 --     their key is deleted.
 --
@@ -20,7 +26,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(74);
+SELECT plan(87);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -50,7 +56,8 @@ INSERT INTO approval.principal (id, manager_id, pg_role) VALUES
     ('alice', 'bob', 'tk_alice'),
     ('carol', NULL,  'tk_carol'),
     ('dave',  NULL,  'tk_dave'),
-    ('erin',  NULL,  'tk_erin');
+    ('erin',  NULL,  'tk_erin'),
+    ('frank', NULL,  NULL);
 INSERT INTO approval.approver_group (name) VALUES ('tk-finance');
 INSERT INTO approval.group_member (group_name, principal_id) VALUES ('tk-finance', 'carol'), ('tk-finance', 'dave');
 
@@ -65,6 +72,8 @@ SELECT approval.define_workflow('{"name": "tk-either", "stages": [
 SELECT approval.define_workflow('{"name": "tk-two", "stages": [
     {"name": "manager", "approvers": ["user:bob", "user:erin"]},
     {"name": "finance", "approvers": ["group:tk-finance"]}]}') IS NOT NULL AS defined \gset
+SELECT approval.define_workflow('{"name": "tk-frank", "stages": [
+    {"name": "review", "approvers": ["user:frank"]}]}') IS NOT NULL AS defined \gset
 SELECT approval.define_workflow('{"name": "tk-pair", "stages": [
     {"name": "review", "approvers": ["group:tk-finance"], "min_approvals": 2}]}') IS NOT NULL AS defined \gset
 
@@ -79,6 +88,8 @@ SELECT approval.submit('tk-two', '{}', 'group left') AS r_left \gset
 SELECT approval.submit('tk-pair', '{}', 'two tokens') AS r_pair \gset
 SELECT approval.submit('tk-one', '{}', 'expires') AS r_exp \gset
 SELECT approval.submit('tk-one', '{}', 'misc') AS r_misc \gset
+SELECT approval.submit('tk-one', '{"amount": 10}', 'resubmitted') AS r_resub \gset
+SELECT approval.submit('tk-frank', '{}', 'id given to another') AS r_frank \gset
 RESET ROLE;
 SELECT approval.submit('tk-one', '{}', 'hidden', NULL, NULL) AS r_hidden \gset
 
@@ -112,6 +123,9 @@ SELECT is_empty($$
        AND NOT (p.prosecdef AND p.proconfig @> ARRAY['search_path=pg_catalog, pg_temp'])
 $$, 'the token functions are SECURITY DEFINER with search_path = pg_catalog, pg_temp');
 SELECT is((SELECT count(*)::int FROM approval.token_key), 1, 'CREATE EXTENSION made one signing key');
+SELECT is((SELECT tgenabled::text FROM pg_trigger
+            WHERE tgrelid = 'approval.principal'::regclass AND tgname = 'principal_tokens'),
+          'A', 'the trigger that revokes a principal''s tokens fires always (session_replication_role = replica too)');
 
 -- ---------------------------------------------------------------------------
 -- Issue and redeem
@@ -309,7 +323,7 @@ SELECT is(approval.redeem_token(:'t_rv4', 'approve'), 'approved', 'a token issue
 RESET ROLE;
 
 -- the approver's eligibility ended: the stage moved on, a group was left,
--- the principal made inactive
+-- the principal made inactive (which revokes its tokens)
 SET LOCAL ROLE tk_app;
 SELECT approval.issue_token(:r_moves, 'bob') AS t_moves \gset
 SELECT approval.issue_token(:r_left, 'bob') AS t_left_bob \gset
@@ -334,8 +348,8 @@ SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_lef
                  'the token''s approver is no longer eligible',
                  'carol''s token after she left the group is AP009 "no longer eligible"');
 SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_inactive'), 'AP009',
-                 'the token''s approver is no longer eligible',
-                 'dave''s token after he was made inactive is AP009 "no longer eligible"');
+                 'token revoked',
+                 'dave''s token after he was made inactive is AP009 "revoked" (his tokens were revoked then)');
 RESET ROLE;
 UPDATE approval.principal SET active = true WHERE id = 'dave';
 INSERT INTO approval.group_member (group_name, principal_id) VALUES ('tk-finance', 'carol');
@@ -344,6 +358,21 @@ SELECT is((SELECT count(*)::int FROM approval.decision WHERE request_id IN (:r_m
 SELECT is((SELECT count(*)::int FROM approval.token
             WHERE request_id IN (:r_moves, :r_left) AND approver IN ('carol', 'dave') AND used_at IS NULL), 2,
           'and are still unused');
+-- made inactive, the principal's tokens were revoked: they stay void once
+-- it is active again (the operator's way to void a person's links)
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_inactive'), 'AP009', 'token revoked',
+                 'dave''s token, after he was made inactive and active again, is AP009 "revoked"');
+SELECT approval.issue_token(:r_frank, 'frank') AS t_frank \gset
+INSERT INTO tk_test.issued VALUES (:'t_frank');
+RESET ROLE;
+-- frank leaves; his id is given to a newcomer, who is the request's approver
+DELETE FROM approval.principal WHERE id = 'frank';
+INSERT INTO approval.principal (id) VALUES ('frank');
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_frank'), 'AP009', 'token revoked',
+                 'the old frank''s token does not vote as the new frank: AP009 "revoked"');
+RESET ROLE;
 
 -- a retry of the same vote through a second token is approve()'s no-op
 SET LOCAL ROLE tk_app;
@@ -362,6 +391,34 @@ SELECT is((SELECT count(*)::int || ' ' || max(approvals) FROM approval.decision 
             WHERE d.request_id = :r_pair AND d.actor = 'carol'), '1 1',
           'carol''s vote was counted once');
 
+-- resubmitted: a token is for the request as its approver was asked about
+-- it; after request_changes() and a resubmission with another payload, the
+-- old token decides nothing (a new one does)
+SET LOCAL ROLE tk_app;
+SELECT approval.issue_token(:r_resub, 'bob') AS t_resub \gset
+INSERT INTO tk_test.issued VALUES (:'t_resub');
+RESET ROLE;
+SET LOCAL ROLE tk_bob;
+SELECT is(approval.request_changes(:r_resub, 'how much?'), 'changes_requested', 'bob asks for changes');
+RESET ROLE;
+SET LOCAL ROLE tk_alice;
+SELECT is(approval.resubmit(:r_resub, '{"amount": 1000000}'), 'pending', 'alice resubmits with another amount');
+RESET ROLE;
+SET LOCAL ROLE tk_app;
+SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_resub'), 'AP009',
+                 'the token''s request was resubmitted',
+                 'a token issued before a resubmission is AP009 "request resubmitted"');
+RESET ROLE;
+SELECT is((SELECT state::text || ' ' || (SELECT count(*) FROM approval.decision
+                                           WHERE request_id = :r_resub AND decision = 'approve')
+             FROM approval.request WHERE id = :r_resub),
+          'pending 0', 'the old token approved nothing');
+SET LOCAL ROLE tk_app;
+SELECT approval.issue_token(:r_resub, 'bob') AS t_resub2 \gset
+INSERT INTO tk_test.issued VALUES (:'t_resub2');
+SELECT is(approval.redeem_token(:'t_resub2', 'approve'), 'approved', 'a token issued after the resubmission decides');
+RESET ROLE;
+
 -- ---------------------------------------------------------------------------
 -- What the database keeps: a hash, never the token
 -- ---------------------------------------------------------------------------
@@ -379,6 +436,48 @@ SELECT is((SELECT count(*)::int FROM tk_test.issued i
 SELECT is_empty($$
     SELECT e.seq FROM tk_test.issued i, approval.event e WHERE strpos(e.data::text, i.token) > 0
 $$, 'no event holds a token');
+
+-- Whoever has a key (a dump has them all) and reads approval.token must not
+-- be able to rebuild the tokens: the row must not hold the token's random
+-- id.  tk_test.rebuild() makes a token from its fields and a key, as
+-- token.c does (HMAC-SHA256 from sha256()).
+CREATE FUNCTION tk_test.hmac(k bytea, m bytea) RETURNS bytea LANGUAGE sql IMMUTABLE AS $$
+    SELECT sha256((SELECT string_agg(set_byte('\x00'::bytea, 0, get_byte(kp, i) # 92), ''::bytea ORDER BY i)
+                     FROM generate_series(0, 63) i)
+                  || sha256((SELECT string_agg(set_byte('\x00'::bytea, 0, get_byte(kp, i) # 54), ''::bytea ORDER BY i)
+                               FROM generate_series(0, 63) i) || m))
+      FROM (SELECT k || decode(repeat('00', 64 - length(k)), 'hex') AS kp) p $$;
+CREATE FUNCTION tk_test.rebuild(rid bytea, t approval.token) RETURNS text LANGUAGE sql AS $$
+    SELECT tk_test.b64(b || tk_test.hmac(k.secret, b))
+      FROM approval.token_key k,
+           LATERAL (SELECT '\x01'::bytea || int4send(t.key_id) || rid || int8send(t.request_id)
+                           || int8send(((extract(epoch FROM t.expires_at) - 946684800) * 1000000)::bigint)
+                           || convert_to(t.approver, 'UTF8') AS b) m
+     WHERE k.id = t.key_id $$;
+SELECT is((SELECT tk_test.rebuild(substr(tk_test.unb64(:'t_misc'), 6, 16), t)
+             FROM approval.token t WHERE t.hash = sha256(tk_test.unb64(:'t_misc'))),
+          :'t_misc', 'tk_test.rebuild() makes a token from its random id, its fields and its key');
+SELECT is_empty($$
+    SELECT i.token FROM tk_test.issued i, approval.token t
+     WHERE strpos(t::text, encode(substr(tk_test.unb64(i.token), 6, 16), 'hex')) > 0
+$$, 'no row of approval.token holds a token''s random id');
+SELECT is_empty($$
+    SELECT i.token FROM tk_test.issued i JOIN approval.token t ON t.hash = sha256(tk_test.unb64(i.token))
+     WHERE tk_test.rebuild(decode(t.id, 'hex'), t) = i.token
+$$, 'a token''s row and its key do not give the token back');
+
+-- ---------------------------------------------------------------------------
+-- Who reads the keys: the owner (and superusers) only.  pg_read_all_data,
+-- which a careless operator grants to a backup role, bypasses grants but
+-- not row-level security.
+-- ---------------------------------------------------------------------------
+CREATE ROLE tk_backup;
+GRANT pg_read_all_data TO tk_backup;
+SET LOCAL ROLE tk_backup;
+SELECT is((SELECT count(*)::int FROM approval.token_key), 0,
+          'a member of pg_read_all_data reads no key of approval.token_key');
+SELECT ok((SELECT count(*) FROM approval.token) > 0, '... but it reads approval.token (which holds no token)');
+RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- Keys: a new one signs, the old ones verify until deleted

@@ -256,6 +256,10 @@ my $before = $r->selectrow_array('SELECT count(*) FROM approval.events_after(0)'
 is($before, $r->selectrow_array('SELECT count(*) FROM approval.event'),
 	'stall: events_after() goes on, returning the events below that writer');
 $r->do('SELECT pg_sleep(30) FROM approval.events_after(0) LIMIT 1', { pg_async => PG_ASYNC });
+# a cancel that arrives before the statement starts is lost: wait for it
+ok( $node->poll_query_until('postgres',
+		"SELECT state = 'active' AND query LIKE 'SELECT pg_sleep(30)%' FROM pg_stat_activity WHERE pid = $r->{pg_pid}"),
+	'stall: a reader runs events_after()');
 $locker->do('SELECT pg_cancel_backend(?)', undef, $r->{pg_pid});
 eval { $r->pg_result };
 like($@, qr/canceling statement/, 'stall: and it can be cancelled');
