@@ -91,6 +91,16 @@ typedef struct ApprovalTargetSet
 	List	   *targets;		/* C strings, sorted */
 } ApprovalTargetSet;
 
+typedef enum ApprovalPrincipalState
+{
+	PRINCIPAL_MISSING,
+	PRINCIPAL_INACTIVE,
+	PRINCIPAL_ACTIVE
+} ApprovalPrincipalState;
+
+/* target.c */
+extern ApprovalPrincipalState approval_principal_state(const char *id);
+
 extern void approval_get_actor(ApprovalActor *actor);
 extern void approval_get_actor_as(ApprovalActor *actor, const char *id);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,

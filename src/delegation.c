@@ -18,10 +18,6 @@
 
 /* ---------- delegation (DESIGN §5) ---------- */
 
-static ApprovalPlan delegate_principal_plan = {
-	"SELECT active FROM approval.principal WHERE id = $1",
-	1, {TEXTOID}
-};
 
 static ApprovalPlan insert_delegation_plan = {
 	"INSERT INTO approval.delegation (delegator, delegate, starts, ends, workflow, created_by, reason)"
@@ -61,19 +57,20 @@ approval_delegation_create(const char *delegator, const char *delegate,
 {
 	Datum		args[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	ApprovalPrincipalState state;
 
 	if (strcmp(delegate, delegator) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s cannot delegate to themselves", delegator)));
 
-	args[0] = CStringGetTextDatum(delegate);
-	if (approval_exec(&delegate_principal_plan, args, NULL, false, 1) == 0)
+	state = approval_principal_state(delegate);
+	if (state == PRINCIPAL_MISSING)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
 				 errmsg("there is no principal \"%s\" to delegate to", delegate),
 				 errhint("Add it to approval.principal first.")));
-	if (!approval_getbool(0, 1))
+	if (state == PRINCIPAL_INACTIVE)
 		ereport(ERROR,
 				(errcode(ERRCODE_AP_TARGET_UNRESOLVABLE),
 				 errmsg("principal \"%s\" is not active", delegate)));
