@@ -358,7 +358,11 @@ approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values, const ch
 	s->portal = SPI_cursor_open(NULL, p->plan, values, nulls, true);
 }
 
-/* The current row, or false at the end */
+/*
+ * The current row, or false at the end.  A fetch leaves the caller in the
+ * memory context it was in (SPI would leave it in the procedure's, where
+ * what the caller allocates next would stay until SPI_finish).
+ */
 bool
 approval_stream_peek(ApprovalStream *s)
 {
@@ -366,10 +370,13 @@ approval_stream_peek(ApprovalStream *s)
 		return false;
 	if (s->batch == NULL || s->pos >= s->batch->numvals)
 	{
+		MemoryContext cxt = CurrentMemoryContext;
+
 		if (s->batch != NULL)
 			SPI_freetuptable(s->batch);
 		s->batch = NULL;
 		SPI_cursor_fetch(s->portal, true, STREAM_BATCH);
+		MemoryContextSwitchTo(cxt);
 		if (SPI_processed == 0)
 		{
 			SPI_freetuptable(SPI_tuptable);
