@@ -173,9 +173,9 @@ CREATE FUNCTION approval.checkpoint() RETURNS approval.checkpoints
 
 REVOKE ALL ON approval.purged, approval.checkpoints FROM PUBLIC;
 REVOKE ALL ON FUNCTION approval.purge(timestamptz, text), approval.checkpoint() FROM PUBLIC;
-GRANT SELECT ON approval.purged TO approval_admin;
--- a witness (a listener) keeps each digest it sees
-GRANT SELECT ON approval.checkpoints TO approval_admin, approval_gateway;
+-- a witness (a listener) keeps each digest it sees; verify_audit() by a
+-- gateway acting for no one reads the tombstones' hashes with the checkpoints
+GRANT SELECT ON approval.purged, approval.checkpoints TO approval_admin, approval_gateway;
 GRANT EXECUTE ON FUNCTION approval.purge(timestamptz, text), approval.checkpoint() TO approval_admin;
 
 SELECT pg_catalog.pg_extension_config_dump('approval.purged', '');

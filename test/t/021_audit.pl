@@ -74,6 +74,20 @@ my $d1 = $node->safe_psql('postgres', 'SELECT digest FROM approval.checkpoints W
 	extra_params => [ '-U', 'a_witness' ]);
 like($d1, qr/^\\x[0-9a-f]{64}$/, 'a gateway (the witness) reads the digest of checkpoint 1');
 
+# a gateway acting for no one sees the whole log: it checks the checkpoints
+# too, which reads the tombstones' hashes
+is( $node->safe_psql(
+		'postgres', "SELECT ok, checkpoint FROM approval.verify_audit() WHERE request_id IS NULL",
+		extra_params => [ '-U', 'a_witness' ]),
+	't|1',
+	'a gateway acting for no one (the witness) checks the log against the checkpoints');
+is( $node->safe_psql(
+		'postgres',
+		"SELECT ok FROM approval.verify_audit(since_checkpoint => '$d1') WHERE problem LIKE 'the digest kept%'",
+		extra_params => [ '-U', 'a_witness' ]),
+	't',
+	'... and against the digest it kept');
+
 push @ids, map { request("p$_", 1) } 7 .. 8;
 is(admin('SELECT k FROM approval.checkpoint()'), '2', 'after new events, checkpoint 2');
 my $d2 = admin('SELECT digest FROM approval.checkpoints WHERE k = 2');
