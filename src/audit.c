@@ -31,9 +31,18 @@
 #define REQUEST_FILTER(col) \
 	" WHERE $1::pg_catalog.int8 IS NULL OR " col " OPERATOR(pg_catalog.=) $1"
 
+/* with the name, version and stages (by index) of its workflow version */
 static ApprovalPlan requests_plan = {
-	"SELECT id, workflow, requester, state::pg_catalog.text, decided_at, escalations, last_hash"
-	"  FROM approval.request" REQUEST_FILTER("id") " ORDER BY id",
+	"SELECT r.id, r.workflow, r.requester, r.state::pg_catalog.text, r.decided_at, r.escalations,"
+	"  r.last_hash, r.title, r.subject, r.created_at, w.name, w.version, d.names, d.idx, d.orders"
+	"  FROM approval.request r"
+	"  LEFT JOIN approval.workflow w ON w.id OPERATOR(pg_catalog.=) r.workflow_id"
+	"  LEFT JOIN LATERAL (SELECT pg_catalog.array_agg(s.name ORDER BY s.idx) AS names,"
+	"                            pg_catalog.array_agg(s.idx ORDER BY s.idx) AS idx,"
+	"                            pg_catalog.array_agg(s.stage_order ORDER BY s.idx) AS orders"
+	"                       FROM approval.workflow_stage s"
+	"                      WHERE s.workflow_id OPERATOR(pg_catalog.=) r.workflow_id) d ON true"
+	REQUEST_FILTER("r.id") " ORDER BY r.id",
 	1, {INT8OID}
 };
 
@@ -45,13 +54,14 @@ static ApprovalPlan events_plan = {
 
 static ApprovalPlan stages_plan = {
 	"SELECT request_id, stage, state::pg_catalog.text, round, required, approvals, rejections,"
-	"  targets, activated_at, decided_at FROM approval.request_stage"
+	"  targets, activated_at, decided_at, stage_idx, stage_order FROM approval.request_stage"
 	REQUEST_FILTER("request_id") " ORDER BY request_id, stage",
 	1, {INT8OID}
 };
 
 static ApprovalPlan decisions_plan = {
-	"SELECT request_id, decision, stage, round, actor, on_behalf_of, override FROM approval.decision"
+	"SELECT request_id, decision, stage, round, actor, on_behalf_of, override, reason, comment"
+	"  FROM approval.decision"
 	REQUEST_FILTER("request_id") " ORDER BY request_id, id",
 	1, {INT8OID}
 };
@@ -106,6 +116,36 @@ get_time(ApprovalStream *s, int col)
 	Datum		d = approval_stream_get(s, col, &isnull);
 
 	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/* An int4[] column as a List of int (NIL for NULL) */
+static List *
+get_int_list(ApprovalStream *s, int col)
+{
+	bool		isnull;
+	Datum		d = approval_stream_get(s, col, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *out = NIL;
+
+	if (isnull)
+		return NIL;
+	deconstruct_array(DatumGetArrayTypeP(d), INT4OID, sizeof(int32), true, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		out = lappend_int(out, nulls[i] ? -1 : DatumGetInt32(elems[i]));
+	return out;
+}
+
+/* A text[] column as a List of C strings (NIL for NULL) */
+static List *
+get_text_list(ApprovalStream *s, int col)
+{
+	bool		isnull;
+	Datum		d = approval_stream_get(s, col, &isnull);
+
+	return isnull ? NIL : approval_array_to_list(DatumGetArrayTypeP(d));
 }
 
 /* One chain being checked */
@@ -268,6 +308,14 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 			row.escalations = get_int32(&reqs, 6);
 			d = approval_stream_get(&reqs, 7, &isnull);
 			head = isnull ? NULL : DatumGetByteaPCopy(d);
+			row.title = get_text(&reqs, 8);
+			row.subject = get_text(&reqs, 9);
+			row.created_at = get_time(&reqs, 10);
+			row.def_workflow = get_text(&reqs, 11);
+			row.def_version = get_int32(&reqs, 12);
+			row.def_names = get_text_list(&reqs, 13);
+			row.def_idx = get_int_list(&reqs, 14);
+			row.def_orders = get_int_list(&reqs, 15);
 			approval_stream_next(&reqs);
 		}
 		while (peek_id(&evs, &cand) && cand == id)
@@ -291,6 +339,8 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 			sr.targets = approval_array_to_list(DatumGetArrayTypeP(approval_stream_get(&stages, 8, &isnull)));
 			sr.activated_at = get_time(&stages, 9);
 			sr.decided_at = get_time(&stages, 10);
+			sr.idx = get_int32(&stages, 11);
+			sr.order = get_int32(&stages, 12);
 			replay_check_stage(&rp, &sr);
 			approval_stream_next(&stages);
 		}
@@ -299,7 +349,8 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 			replay_check_decision(&rp,
 								  replay_decision_key(get_text(&decs, 2), get_text(&decs, 3),
 													  get_int32(&decs, 4), get_text(&decs, 5),
-													  get_text(&decs, 6), get_bool(&decs, 7)));
+													  get_text(&decs, 6), get_bool(&decs, 7),
+													  get_text(&decs, 8), get_text(&decs, 9)));
 			approval_stream_next(&decs);
 		}
 		replay_end(&rp);

@@ -9,7 +9,9 @@
  * This file folds a request's events, in seq order and using only what the
  * chain covers (kind, actor, at, data), into the rows the engine must have
  * written for them, and compares those with the rows there are: the
- * request's state, requester, decided_at and escalations; each stage's
+ * request's state, requester, workflow version, title, subject, created_at,
+ * decided_at and escalations; that its stage rows are those of its workflow
+ * version's definition (a stage no event names yet has only that); each stage's
  * state, round, targets, required count, approvals and rejections, and
  * when it was activated and decided; and one decision row for each vote,
  * request for changes and comment.  The events' unhashed columns (state)
@@ -28,6 +30,7 @@
 #include "replay.h"
 
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -136,6 +139,7 @@ replay_begin(Replay *rp, int64 request_id)
 {
 	memset(rp, 0, sizeof(*rp));
 	rp->request_id = request_id;
+	rp->version = -1;
 	initStringInfo(&rp->problems);
 }
 
@@ -194,11 +198,12 @@ request_closed(Replay *rp, const char *state, const char *actor, TimestampTz at,
 /* A decision row the events call for */
 static void
 expect_decision(Replay *rp, const char *decision, const char *stage, int round,
-				const char *actor, const char *on_behalf_of, bool override)
+				const char *actor, const char *on_behalf_of, bool override,
+				const char *reason, const char *comment)
 {
 	rp->expected = lappend(rp->expected,
 						   replay_decision_key(decision, stage, round, actor, on_behalf_of,
-											   override));
+											   override, reason, comment));
 }
 
 static bool
@@ -231,20 +236,40 @@ replaced(List *targets, const char *from, const char *to)
 	return out;
 }
 
+/*
+ * What identifies a decision row, as far as the events record it: a vote's
+ * and an override's reason (not a vote's comment, which no event keeps), the
+ * text of a comment and of a request for changes (not for whom a delegate
+ * asked for changes).
+ */
 char *
 replay_decision_key(const char *decision, const char *stage, int round,
-					const char *actor, const char *on_behalf_of, bool override)
+					const char *actor, const char *on_behalf_of, bool override,
+					const char *reason, const char *comment)
 {
+	StringInfoData buf;
+	bool		note = (strcmp(decision, "comment") == 0 ||
+						strcmp(decision, "request_changes") == 0);
+	const char *text = note ? comment : reason;
+
+	initStringInfo(&buf);
 	if (override)
-		return psprintf("override %s by %s", decision, actor ? actor : "?");
-	/* request_changes and comment rows: what their events record */
-	if (strcmp(decision, "comment") == 0)
-		return psprintf("comment by %s", actor ? actor : "?");
-	if (strcmp(decision, "request_changes") == 0)
-		return psprintf("request_changes by %s at %s", actor ? actor : "?", stage ? stage : "?");
-	return psprintf("%s by %s%s%s at %s (round %d)", decision, actor ? actor : "?",
-					on_behalf_of ? " for " : "", on_behalf_of ? on_behalf_of : "",
-					stage ? stage : "?", round);
+		appendStringInfo(&buf, "override %s by %s", decision, actor ? actor : "?");
+	else if (strcmp(decision, "comment") == 0)
+		appendStringInfo(&buf, "comment by %s", actor ? actor : "?");
+	else if (strcmp(decision, "request_changes") == 0)
+		appendStringInfo(&buf, "request_changes by %s at %s (round %d)", actor ? actor : "?",
+						 stage ? stage : "?", round);
+	else
+		appendStringInfo(&buf, "%s by %s%s%s at %s (round %d)", decision, actor ? actor : "?",
+						 on_behalf_of ? " for " : "", on_behalf_of ? on_behalf_of : "",
+						 stage ? stage : "?", round);
+	if (text != NULL)
+	{
+		appendStringInfo(&buf, " %s ", note ? "comment" : "reason");
+		escape_json(&buf, text);
+	}
+	return buf.data;
 }
 
 void
@@ -262,6 +287,12 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		rp->state = "pending";
 		rp->requester = actor ? pstrdup(actor) : NULL;
 		rp->workflow = jget_str(data, "workflow");
+		rp->version = jget_int(data, "version", -1);
+		rp->submitted_at = at;
+		rp->has_title = jget(data, "title") != NULL;
+		rp->title = jget_str(data, "title");
+		rp->has_subject = jget(data, "subject") != NULL;
+		rp->subject = jget_str(data, "subject");
 	}
 	else if (strcmp(kind, "stage_activated") == 0 && s != NULL)
 	{
@@ -286,7 +317,8 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		s->rejections = jget_int(data, "rejections", s->rejections);
 		if (decision != NULL)
 			expect_decision(rp, decision, s->stage, s->round, actor,
-							jget_str(data, "on_behalf_of"), false);
+							jget_str(data, "on_behalf_of"), false,
+							jget_str(data, "reason"), NULL);
 	}
 	else if (strcmp(kind, "stage_approved") == 0 && s != NULL)
 		stage_decided(s, "approved", actor, at);
@@ -299,7 +331,8 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		/* an admin's override: its decision row; approve even if it conflicted */
 		if (jget_bool(data, "override"))
 			expect_decision(rp, (strcmp(kind, "approved") == 0 || jget_bool(data, "conflict"))
-							? "approve" : "reject", NULL, 0, actor, NULL, true);
+							? "approve" : "reject", NULL, 0, actor, NULL, true,
+							jget_str(data, "reason"), NULL);
 	}
 	else if (strcmp(kind, "reassigned") == 0 && s != NULL)
 	{
@@ -322,7 +355,8 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 	else if (strcmp(kind, "changes_requested") == 0)
 	{
 		rp->state = "changes_requested";
-		expect_decision(rp, "request_changes", s ? s->stage : NULL, 0, actor, NULL, false);
+		expect_decision(rp, "request_changes", s ? s->stage : NULL, s ? s->round : 1, actor,
+						NULL, false, NULL, jget_str(data, "comment"));
 	}
 	else if (strcmp(kind, "resubmitted") == 0)
 	{
@@ -349,7 +383,8 @@ replay_event(Replay *rp, int64 seq, const char *kind, const char *actor,
 		}
 	}
 	else if (strcmp(kind, "commented") == 0)
-		expect_decision(rp, "comment", NULL, 0, actor, NULL, false);
+		expect_decision(rp, "comment", NULL, 0, actor, NULL, false, NULL,
+						jget_str(data, "comment"));
 	else if (strcmp(kind, "escalated") == 0)
 	{
 		char	   *target = jget_str(data, "target");
@@ -404,6 +439,35 @@ replay_check_request(Replay *rp, const ReplayRequestRow *row)
 		(rp->decided_known && row->decided_at != rp->decided_at))
 		problem(rp, "it was decided at %s, its events say %s",
 				time_str(row->decided_at), time_str(rp->decided_at));
+	if (rp->has_title && !streq_null(row->title, rp->title))
+		problem(rp, "its title is %s, its events say %s", row->title ? row->title : "none",
+				rp->title ? rp->title : "none");
+	if (rp->has_subject && !streq_null(row->subject, rp->subject))
+		problem(rp, "its subject is %s, its events say %s", row->subject ? row->subject : "none",
+				rp->subject ? rp->subject : "none");
+	if (rp->submitted_at != 0 && row->created_at != rp->submitted_at)
+		problem(rp, "it was submitted at %s, its events say %s",
+				time_str(row->created_at), time_str(rp->submitted_at));
+
+	/* its workflow version, whose stages its stage rows must be */
+	if (row->def_workflow == NULL)
+	{
+		problem(rp, "its workflow_id names no workflow version");
+		return;
+	}
+	if (rp->version >= 0 && rp->workflow != NULL &&
+		(strcmp(row->def_workflow, rp->workflow) != 0 || row->def_version != rp->version))
+		problem(rp, "it is of workflow %s version %d, its events say %s version %d",
+				row->def_workflow, row->def_version, rp->workflow, rp->version);
+	rp->has_def = true;
+	rp->def_workflow = row->def_workflow;
+	rp->def_version = row->def_version;
+	rp->def_names = row->def_names;
+	rp->def_idx = row->def_idx;
+	rp->def_orders = row->def_orders;
+	rp->def_seen = NIL;
+	for (int i = 0; i < list_length(rp->def_names); i++)
+		rp->def_seen = lappend_int(rp->def_seen, 0);
 }
 
 static bool
@@ -431,6 +495,31 @@ replay_check_stage(Replay *rp, const ReplayStageRow *row)
 	if (s == NULL)
 		s = stage_of(rp, row->stage);	/* one no event names */
 	s->has_row = true;
+
+	if (rp->has_def)
+	{
+		int			i = 0;
+		bool		found = false;
+
+		foreach(lc, rp->def_names)
+		{
+			if (strcmp(lfirst(lc), row->stage) == 0)
+			{
+				found = true;
+				list_nth_cell(rp->def_seen, i)->int_value = 1;
+				if (list_nth_int(rp->def_idx, i) != row->idx ||
+					list_nth_int(rp->def_orders, i) != row->order)
+					problem(rp, "stage %s is at index %d and order %d, its workflow says %d and %d",
+							row->stage, row->idx, row->order, list_nth_int(rp->def_idx, i),
+							list_nth_int(rp->def_orders, i));
+				break;
+			}
+			i++;
+		}
+		if (!found)
+			problem(rp, "stage %s is not a stage of workflow %s version %d",
+					row->stage, rp->def_workflow, rp->def_version);
+	}
 
 	if (strcmp(row->state, s->state) != 0)
 		problem(rp, "stage %s is %s, its events say %s", row->stage, row->state, s->state);
@@ -478,6 +567,25 @@ replay_end(Replay *rp)
 
 		if (!s->has_row)
 			problem(rp, "stage %s of its events has no row", s->stage);
+	}
+	if (rp->has_def)
+	{
+		int			i = 0;
+
+		foreach(lc, rp->def_names)
+		{
+			ReplayStage *s = NULL;
+			ListCell   *sc;
+
+			foreach(sc, rp->stages)
+				if (strcmp(((ReplayStage *) lfirst(sc))->stage, lfirst(lc)) == 0)
+					s = lfirst(sc);
+			/* (one its events name is reported above) */
+			if (list_nth_int(rp->def_seen, i) == 0 && s == NULL)
+				problem(rp, "stage %s of workflow %s version %d has no row",
+						(char *) lfirst(lc), rp->def_workflow, rp->def_version);
+			i++;
+		}
 	}
 
 	list_sort(rp->expected, cmp_key);

@@ -44,6 +44,20 @@ typedef struct Replay
 	int			restarts;		/* resubmissions that restarted every stage */
 	bool		auto_approved;
 	TimestampTz auto_approved_at;
+	TimestampTz submitted_at;
+	int			version;		/* of the workflow, -1: not known from the events */
+	bool		has_title;		/* the submitted event records title and subject */
+	char	   *title;
+	bool		has_subject;
+	char	   *subject;
+	/* the stages of the request's workflow version, from its definition */
+	bool		has_def;
+	const char *def_workflow;
+	int			def_version;
+	List	   *def_names;
+	List	   *def_idx;		/* int */
+	List	   *def_orders;		/* int */
+	List	   *def_seen;		/* int: 1 once a row was found */
 	List	   *stages;			/* ReplayStage */
 	List	   *expected;		/* decision keys the events call for */
 	List	   *actual;			/* decision keys of the rows */
@@ -59,11 +73,22 @@ typedef struct ReplayRequestRow
 	const char *state;
 	TimestampTz decided_at;		/* 0: NULL */
 	int			escalations;
+	const char *title;
+	const char *subject;
+	TimestampTz created_at;
+	/* its workflow version (approval.workflow by workflow_id): NULL if none */
+	const char *def_workflow;
+	int			def_version;
+	List	   *def_names;		/* its stages, by index */
+	List	   *def_idx;		/* int */
+	List	   *def_orders;		/* int */
 } ReplayRequestRow;
 
 typedef struct ReplayStageRow
 {
 	const char *stage;
+	int			idx;
+	int			order;
 	const char *state;
 	int			round;
 	int			required;
@@ -81,7 +106,7 @@ extern void replay_check_request(Replay *rp, const ReplayRequestRow *row);
 extern void replay_check_stage(Replay *rp, const ReplayStageRow *row);
 extern char *replay_decision_key(const char *decision, const char *stage, int round,
 								 const char *actor, const char *on_behalf_of,
-								 bool override);
+								 bool override, const char *reason, const char *comment);
 extern void replay_check_decision(Replay *rp, const char *key);
 extern void replay_end(Replay *rp);
 

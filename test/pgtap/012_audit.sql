@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(63);
+SELECT plan(75);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -162,6 +162,68 @@ DELETE FROM approval.event WHERE seq = (SELECT max(seq) FROM approval.event WHER
 ALTER TABLE approval.event ENABLE ALWAYS TRIGGER event_no_update_delete;
 SELECT matches((SELECT problem FROM approval.verify_audit(:e)), 'its hash chain does not end at the head stored',
                'the newest event removed is reported');
+ROLLBACK TO tampering;
+
+-- what the submitted event says of the request: its title, subject, time
+-- and workflow version
+SAVEPOINT tampering;
+UPDATE approval.request SET title = 'forged', subject = 'forged', created_at = created_at - interval '1 day'
+ WHERE id = :a;
+SELECT matches((SELECT problem FROM approval.verify_audit(:a)), 'its title is forged, its events say a',
+               'a title changed is reported');
+SELECT matches((SELECT problem FROM approval.verify_audit(:a)), 'its subject is forged, its events say none',
+               'a subject changed is reported');
+SELECT matches((SELECT problem FROM approval.verify_audit(:a)), 'it was submitted at .*, its events say',
+               'a created_at changed is reported');
+ROLLBACK TO tampering;
+SAVEPOINT tampering;
+UPDATE approval.request SET workflow_id = :wf_one WHERE id = :a;
+SELECT matches((SELECT problem FROM approval.verify_audit(:a)),
+               'it is of workflow tap-one version 1, its events say tap-two version 1',
+               'a request moved to another workflow version is reported');
+ROLLBACK TO tampering;
+
+-- a stage no event names yet, removed: the request would skip it (its
+-- approval would say nothing else was wrong); one added; one reordered
+SAVEPOINT tampering;
+SET LOCAL ROLE ap_t_alice;
+SELECT approval.submit('tap-two', '{"cost": 6}', 'g') AS g \gset
+RESET ROLE;
+DELETE FROM approval.request_stage WHERE request_id = :g AND stage = 'finance';
+SELECT matches((SELECT problem FROM approval.verify_audit(:g)),
+               'stage finance of workflow tap-two version 1 has no row',
+               'a waiting stage removed is reported');
+SET LOCAL ROLE ap_t_bob;
+SELECT is(approval.approve(:g)::text, 'approved', '(without it, one approval approves the request)');
+RESET ROLE;
+SELECT matches((SELECT problem FROM approval.verify_audit(:g)),
+               'stage finance of workflow tap-two version 1 has no row',
+               '... and still reported once the request was approved so');
+INSERT INTO approval.request_stage (request_id, stage, stage_idx, stage_order, targets, required)
+VALUES (:e, 'extra', 5, 5, '{user:bob}', 1);
+SELECT matches((SELECT problem FROM approval.verify_audit(:e)),
+               'stage extra is not a stage of workflow tap-one version 1',
+               'a stage row added is reported');
+UPDATE approval.request_stage SET stage_order = 7 WHERE request_id = :a AND stage = 'finance';
+SELECT matches((SELECT problem FROM approval.verify_audit(:a)),
+               'stage finance is at index 1 and order 7, its workflow says 1 and 1',
+               'a stage moved to another order is reported');
+ROLLBACK TO tampering;
+
+-- what the events say of a decision: a vote's reason, a comment's text
+SAVEPOINT tampering;
+UPDATE approval.decision SET reason = 'forged' WHERE request_id = :b AND decision = 'reject';
+SELECT matches((SELECT problem FROM approval.verify_audit(:b)),
+               'a decision row no event records: reject by [a-z]+ at review \(round 1\) reason "forged"',
+               'a vote''s reason changed is reported');
+UPDATE approval.decision SET comment = 'forged' WHERE request_id = :d AND decision = 'comment';
+SELECT matches((SELECT problem FROM approval.verify_audit(:d)),
+               'a decision row no event records: comment by alice comment "forged"',
+               'a comment''s text changed is reported');
+UPDATE approval.decision SET comment = 'forged' WHERE request_id = :c AND decision = 'request_changes';
+SELECT matches((SELECT problem FROM approval.verify_audit(:c)),
+               'a decision row no event records: request_changes by carol at review \(round 1\) comment "forged"',
+               'the comment of a request for changes changed is reported');
 ROLLBACK TO tampering;
 
 SELECT is_empty($$SELECT request_id FROM approval.verify_audit() WHERE NOT ok$$,

@@ -182,6 +182,7 @@ $node->safe_psql(
 	UPDATE approval.event SET data = data || '{"title": "rewritten"}'
 	 WHERE request_id = $target AND kind = 'submitted';
 	SELECT public.rehash($target);
+	UPDATE approval.request SET title = 'rewritten' WHERE id = $target;
 	ALTER TABLE approval.event ENABLE ALWAYS TRIGGER event_no_update_delete;
 });
 is(admin("SELECT ok FROM approval.verify_audit($target)"), 't',
