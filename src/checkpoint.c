@@ -198,18 +198,25 @@ make_checkpoint(void)
 		digest_stream(&s, horizon - 1, &d, NULL);
 		approval_stream_close(&s);
 	}
-	PopActiveSnapshot();
-	UnregisterSnapshot(snap);
 
 	if (d.events == 0)
 	{
+		int			n = 0;
+
 		if (d.ctx != NULL)
 			pg_cryptohash_free(d.ctx);
-		if (k == 1)
-			return 0;
-		args[0] = Int64GetDatum(k - 1);
-		return approval_exec(&by_k_plan, args, NULL, false, 1);
+		/* the latest, read with the snapshot that found it (not the caller's) */
+		if (k > 1)
+		{
+			args[0] = Int64GetDatum(k - 1);
+			n = approval_exec(&by_k_plan, args, NULL, true, 1);
+		}
+		PopActiveSnapshot();
+		UnregisterSnapshot(snap);
+		return n;
 	}
+	PopActiveSnapshot();
+	UnregisterSnapshot(snap);
 	args[0] = Int64GetDatum(k);
 	args[1] = Int64GetDatum(horizon - 1);
 	args[2] = Int64GetDatum(d.events);

@@ -114,6 +114,18 @@ $node->reload;
 sleep 1;
 is(problems(), 'none', 'the worker\'s checkpoints verify');
 
+# checkpoint() in a REPEATABLE READ transaction whose snapshot is older than
+# the latest checkpoint, with no event since: it returns that checkpoint
+my $rr = $node->background_psql('postgres', extra_params => [ '-U', 'a_admin' ]);
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$rr->query_safe('SELECT 1');
+request('p2', 1);
+my $latest = admin('SELECT k FROM approval.checkpoint()');
+is($rr->query_safe('SELECT coalesce((approval.checkpoint()).k::text, \'null\')'), $latest,
+	'checkpoint() under an older REPEATABLE READ snapshot, nothing new: the latest checkpoint, not NULL');
+$rr->query_safe('COMMIT');
+$rr->quit;
+
 # ---------------------------------------------------------------------------
 # Purge composes with checkpoints
 # ---------------------------------------------------------------------------
