@@ -39,6 +39,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
 int			approval_checkpoint_interval = 60000;
@@ -350,6 +351,8 @@ approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc, const bytea *wi
 	bytea	   *pure_prev = NULL;
 	bytea	   *stored_prev = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext per_checkpoint = AllocSetContextCreate(cxt, "verify_audit checkpoint",
+														 ALLOCSET_SMALL_SIZES);
 
 	approval_exec(&max_upto_plan, NULL, NULL, true, 1);
 	d = approval_getdatum(0, 1, &isnull);
@@ -368,7 +371,7 @@ approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc, const bytea *wi
 		Digest		local;
 		bytea	   *pure_d;
 		bytea	   *local_d;
-		MemoryContext old = MemoryContextSwitchTo(cxt);
+		MemoryContext old = MemoryContextSwitchTo(per_checkpoint);
 
 		if (k != expect_k)
 		{
@@ -397,14 +400,22 @@ approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc, const bytea *wi
 			witness_upto = upto;
 			witness_events = total;
 		}
-		pure_prev = pure_d;
+		/* only the digests before go on to the next checkpoint */
+		MemoryContextSwitchTo(cxt);
+		if (pure_prev != NULL)
+			pfree(pure_prev);
+		if (stored_prev != NULL)
+			pfree(stored_prev);
+		pure_prev = DatumGetByteaPCopy(PointerGetDatum(pure_d));
 		stored_prev = DatumGetByteaPCopy(PointerGetDatum(stored));
+		MemoryContextReset(per_checkpoint);
 		lo = upto;
 		last_k = k;
 		expect_k = k + 1;
 		MemoryContextSwitchTo(old);
 		approval_stream_next(&cps);
 	}
+	MemoryContextDelete(per_checkpoint);
 	approval_stream_close(&evs);
 	approval_stream_close(&cps);
 
