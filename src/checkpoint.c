@@ -93,6 +93,7 @@ typedef struct Digest
 	pg_cryptohash_ctx *ctx;
 	int64		events;
 	int64		first_seq;
+	int64		damaged_seq;	/* the first seq without a hash (a damaged tombstone), or 0 */
 } Digest;
 
 static void
@@ -101,6 +102,7 @@ digest_begin(Digest *d, const bytea *prev, int64 k, int64 upto)
 	d->ctx = pg_cryptohash_create(PG_SHA256);
 	d->events = 0;
 	d->first_seq = 0;
+	d->damaged_seq = 0;
 	if (d->ctx == NULL || pg_cryptohash_init(d->ctx) < 0)
 		elog(ERROR, "could not initialize sha256");
 	if (prev != NULL)
@@ -116,6 +118,13 @@ digest_add(Digest *d, int64 seq, int64 request_id, const bytea *hash)
 		d->first_seq = seq;
 	approval_hash_int64(d->ctx, seq);
 	approval_hash_int64(d->ctx, request_id);
+	/* no hash: no event was written so, and the digest cannot match */
+	if (hash == NULL)
+	{
+		if (d->damaged_seq == 0)
+			d->damaged_seq = seq;
+		return;
+	}
 	pg_cryptohash_update(d->ctx, (const uint8 *) VARDATA_ANY(hash), VARSIZE_ANY_EXHDR(hash));
 }
 
@@ -146,7 +155,9 @@ digest_stream(ApprovalStream *s, int64 upto, Digest *a, Digest *b)
 		int64		seq = DatumGetInt64(approval_stream_get(s, 1, &isnull));
 		Datum		rid = approval_stream_get(s, 2, &isnull);
 		int64		request_id = isnull ? 0 : DatumGetInt64(rid);
-		bytea	   *hash = DatumGetByteaPP(approval_stream_get(s, 3, &isnull));
+		Datum		hd = approval_stream_get(s, 3, &isnull);
+		/* NULL only in a tombstone whose arrays were forged unequal */
+		bytea	   *hash = isnull ? NULL : DatumGetByteaPP(hd);
 
 		if (seq > upto)
 			break;
@@ -218,6 +229,16 @@ make_checkpoint(void)
 	}
 	PopActiveSnapshot();
 	UnregisterSnapshot(snap);
+	if (d.damaged_seq != 0)
+	{
+		pg_cryptohash_free(d.ctx);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("cannot make a checkpoint: the tombstone of seq " INT64_FORMAT " has no hash",
+						d.damaged_seq),
+				 errdetail("approval.purged was written by other means than approval.purge()."),
+				 errhint("approval.verify_audit() reports the checkpoints it breaks.")));
+	}
 	args[0] = Int64GetDatum(k);
 	args[1] = Int64GetDatum(horizon - 1);
 	args[2] = Int64GetDatum(d.events);

@@ -8,7 +8,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(75);
+SELECT plan(76);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -224,6 +224,18 @@ UPDATE approval.decision SET comment = 'forged' WHERE request_id = :c AND decisi
 SELECT matches((SELECT problem FROM approval.verify_audit(:c)),
                'a decision row no event records: request_changes by carol at review \(round 1\) comment "forged"',
                'the comment of a request for changes changed is reported');
+ROLLBACK TO tampering;
+
+-- a tombstone whose arrays disagree (a seq without its hash), under a
+-- checkpoint that covers it: reported, and the server does not crash
+SAVEPOINT tampering;
+INSERT INTO approval.checkpoints VALUES (1, 1000000, 2, '\x00', now());
+INSERT INTO approval.purged (request_id, workflow, state, first_seq, last_seq, event_seqs, event_hashes,
+                             purged_at, purged_by)
+VALUES (999999, 'x', 'approved', 1, 2, '{1,2}', '{"\\x00"}', now(), 'root');
+SELECT matches((SELECT problem FROM approval.verify_audit() WHERE checkpoint = 1 AND NOT ok LIMIT 1),
+               'checkpoint 1 \(seqs 1 to 1000000\): the log no longer gives its digest',
+               'a damaged tombstone is reported by the checkpoint that covers it');
 ROLLBACK TO tampering;
 
 SELECT is_empty($$SELECT request_id FROM approval.verify_audit() WHERE NOT ok$$,

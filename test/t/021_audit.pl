@@ -216,6 +216,24 @@ like(problems($d1), qr/^-: no checkpoint of the log as it is now has the digest 
 like(problems($d2), qr/no checkpoint of the log as it is now has the digest kept/,
 	'... and so is the later one');
 
+# a tombstone forged with a seq but no hash, in a range no checkpoint covers
+# yet: checkpoint() refuses to cover it (and the worker would only warn)
+request('p3', 1);
+my $forged_seq = $node->safe_psql('postgres', 'SELECT max(seq) FROM approval.event');
+$node->safe_psql('postgres',
+	"INSERT INTO approval.purged (request_id, workflow, state, first_seq, last_seq, event_seqs, event_hashes, purged_at, purged_by)"
+	  . " VALUES (999999, 'x', 'approved', $forged_seq, $forged_seq, '{$forged_seq}', '{}', now(), 'root')");
+my ($ret, $out, $err) = $node->psql('postgres', 'SELECT approval.checkpoint()',
+	extra_params => [ '-U', 'a_admin' ]);
+like($err, qr/cannot make a checkpoint: the tombstone of seq $forged_seq has no hash/,
+	'checkpoint() over a tombstone with a seq but no hash: an error, not a crash');
+$node->safe_psql(
+	'postgres', q{
+	ALTER TABLE approval.purged DISABLE TRIGGER purged_no_update_delete;
+	DELETE FROM approval.purged WHERE request_id = 999999;
+	ALTER TABLE approval.purged ENABLE ALWAYS TRIGGER purged_no_update_delete;
+});
+
 # ---------------------------------------------------------------------------
 # Concurrent writers that commit out of order or roll back, with checkpoints
 # made meanwhile
