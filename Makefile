@@ -16,12 +16,17 @@ OBJS = \
 	src/approval.o \
 	src/actor.o \
 	src/claims.o \
+	src/delegation.o \
 	src/spi_util.o \
 	src/define.o \
 	src/workflow.o \
 	src/graph.o \
 	src/condition.o \
 	src/event.o \
+	src/audit.o \
+	src/replay.o \
+	src/checkpoint.o \
+	src/purge.o \
 	src/horizon.o \
 	src/notify.o \
 	src/relay.o \
@@ -30,6 +35,7 @@ OBJS = \
 	src/engine.o \
 	src/eligibility.o \
 	src/decide.o \
+	src/admin.o \
 	src/token.o \
 	src/token_revoke.o \
 	src/submit.o \
@@ -71,7 +77,7 @@ NO_INSTALLCHECK = 1
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): src/approval.h src/engine.h src/calendar.h
+$(OBJS): src/approval.h src/engine.h src/calendar.h src/replay.h
 src/launcher.o src/worker.o src/relay.o: src/worker.h
 src/govern.o src/govern_apply.o: src/govern.h
 # APPROVAL_VERSION comes from approval.control

@@ -160,6 +160,16 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("approval.checkpoint_interval",
+							"How often the background worker makes a checkpoint of the event log.",
+							"Each checkpoint chains a digest of the events since the one before; "
+							"0 makes none (approval.checkpoint() still does).",
+							&approval_checkpoint_interval,
+							60 * 1000, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("approval");
 #else

@@ -20,6 +20,7 @@
 #include "utils/tuplestore.h"
 #include "nodes/pg_list.h"
 #include "utils/array.h"
+#include "common/cryptohash.h"
 #include "utils/jsonb.h"
 #include "utils/jsonpath.h"
 #include "utils/snapshot.h"
@@ -90,11 +91,25 @@ typedef struct ApprovalTargetSet
 	List	   *targets;		/* C strings, sorted */
 } ApprovalTargetSet;
 
+typedef enum ApprovalPrincipalState
+{
+	PRINCIPAL_MISSING,
+	PRINCIPAL_INACTIVE,
+	PRINCIPAL_ACTIVE
+} ApprovalPrincipalState;
+
+/* target.c */
+extern ApprovalPrincipalState approval_principal_state(const char *id);
+
 extern void approval_get_actor(ApprovalActor *actor);
 extern void approval_get_actor_as(ApprovalActor *actor, const char *id);
 extern List *approval_actor_target_sets(const ApprovalActor *actor,
 										const char *workflow);
 extern ArrayType *approval_flatten_targets(List *sets);
+extern int64 approval_delegation_create(const char *delegator, const char *delegate,
+										const TimestampTz *starts, const TimestampTz *ends,
+										const char *workflow, const char *created_by,
+										const char *reason);
 
 /* ---- claims.c: the actor a gateway session's JWT names ---- */
 
@@ -136,6 +151,22 @@ extern void approval_exec_prepare(ApprovalPlan *p);
 extern Oid	approval_relid(const char *relname);
 extern void approval_retire_context(MemoryContext *cxt);
 extern Tuplestorestate *approval_srf_init(FunctionCallInfo fcinfo, TupleDesc *desc);
+
+/* A cursor read batch by batch, beside others */
+typedef struct ApprovalStream
+{
+	Portal		portal;
+	SPITupleTable *batch;
+	uint64		pos;
+	bool		done;
+} ApprovalStream;
+
+extern void approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values,
+								 const char *nulls);
+extern bool approval_stream_peek(ApprovalStream *s);
+extern void approval_stream_next(ApprovalStream *s);
+extern Datum approval_stream_get(ApprovalStream *s, int col, bool *isnull);
+extern void approval_stream_close(ApprovalStream *s);
 
 /* A small builder for the jsonb objects of event data */
 typedef struct ApprovalJson
@@ -266,7 +297,7 @@ extern bool approval_calendar_exists(const char *name);
 /* Events of one operation on one request, written together at its end */
 typedef struct ApprovalEvents
 {
-	int64		request_id;
+	int64		request_id;		/* 0: an event without a request */
 	const char *workflow;
 	bytea	   *prev_hash;		/* head of the request's chain */
 	List	   *pending;
@@ -279,6 +310,24 @@ extern void approval_event_add(ApprovalEvents *ev, const char *kind, const char 
 							   List *targets);
 extern bytea *approval_events_seal(ApprovalEvents *ev);
 extern void approval_events_write(ApprovalEvents *ev);
+extern bytea *approval_event_hash(const bytea *prev, int64 seq, int64 request_id,
+								  TimestampTz at, const char *kind, const char *actor,
+								  Jsonb *data);
+extern void approval_hash_int64(pg_cryptohash_ctx *ctx, int64 v);
+extern bool approval_same_hash(const bytea *a, const bytea *b);
+
+/* ---- purge.c: retention ---- */
+
+extern bool approval_purge_allows(int64 request_id);
+
+/* ---- checkpoint.c: a hash chain over the whole log ---- */
+
+extern int	approval_checkpoint_interval;
+extern void approval_checkpoint_from_worker(void);
+extern void approval_checkpoints_verify(Tuplestorestate *ts, TupleDesc desc,
+										const bytea *witness);
+extern void approval_event_alone(const char *kind, const char *actor, Jsonb *data,
+								 List *targets);
 
 /* ---- horizon.c: the gapless cursor of the event log ---- */
 
@@ -293,7 +342,7 @@ typedef struct ApprovalNote
 {
 	int64		seq;
 	const char *kind;
-	int64		request;
+	int64		request;		/* 0: none (JSON null) */
 	const char *workflow;
 	const char *state;			/* the request's, once the event happened */
 	const char *stage;

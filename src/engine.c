@@ -89,17 +89,27 @@ engine_finish(Req *r, bool approved, const char *reason, const char *denial)
 {
 	ApprovalJson j;
 	List	   *cancelled;
+	bool		conflict = false;
 
 	if (approved && !govern_apply(r))
 	{
 		approved = false;
 		reason = "conflict";
 		denial = NULL;
+		conflict = true;
 	}
 	cancelled = engine_close(r, approved ? REQUEST_APPROVED : REQUEST_REJECTED,
 						 approved ? CALLBACK_APPROVED : CALLBACK_REJECTED);
 	aj_init(&j);
-	if (!approved)
+	if (r->override_reason != NULL)
+	{
+		/* an admin's override (engine_override) */
+		aj_bool(&j, "override", true);
+		aj_str(&j, "reason", r->override_reason);
+		if (conflict)
+			aj_bool(&j, "conflict", true);	/* its held change could not be made */
+	}
+	else if (!approved)
 	{
 		aj_str(&j, "reason", reason);
 		aj_str(&j, "denial_message", denial);
@@ -467,3 +477,137 @@ engine_record_note(Req *r, StageRow *s, const char *on_behalf, const char *decis
 	voter_hears(r, on_behalf);
 }
 
+
+/* ---------- the admin tools (DESIGN §10; admin.c calls them) ---------- */
+
+static ApprovalPlan insert_override_plan = {
+	"INSERT INTO approval.decision (request_id, stage, actor, decision, reason, round, override)"
+	" VALUES ($1, NULL, $2, $3, $4, 1, true)",
+	4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * An admin decides the open request outright: a decision row of the admin
+ * marked as an override, then the same close as a last vote's or a
+ * rejection's (engine_finish), whose terminal event says it was an
+ * override.
+ */
+void
+engine_override(Req *r, bool approve, const char *reason)
+{
+	Datum		v[4];
+
+	v[0] = Int64GetDatum(r->id);
+	v[1] = CStringGetTextDatum(r->actor.id);
+	v[2] = CStringGetTextDatum(approve ? "approve" : "reject");
+	v[3] = CStringGetTextDatum(reason);
+	approval_exec(&insert_override_plan, v, NULL, false, 0);
+	voter_hears(r, NULL);
+	r->override_reason = reason;
+	engine_finish(r, approve, reason, NULL);
+}
+
+/* "strings" with "from" replaced by "to" (once, where "from" was) */
+static List *
+replace_target(List *strings, const char *from, const char *to)
+{
+	List	   *result = NIL;
+	bool		has_to = approval_list_has(strings, to);
+	ListCell   *lc;
+
+	foreach(lc, strings)
+	{
+		char	   *t = lfirst(lc);
+
+		if (strcmp(t, from) != 0)
+			result = lappend(result, t);
+		else if (!has_to)
+			result = lappend(result, pstrdup(to));
+	}
+	return result;
+}
+
+/*
+ * Target "from" of stage s (waiting or active) becomes "to" (resolved).
+ * The votes cast stay; an active stage's voters are those of its new
+ * targets (request.c rewrites its pending_vote rows), an "all" quorum
+ * counts its new targets, and a quorum the votes already meet approves the
+ * stage.  Whoever the new target stands for sees the request; the old
+ * target keeps seeing it (it was a target).
+ */
+void
+engine_reassign(Req *r, StageRow *s, const char *from, const char *to, const char *reason)
+{
+	bool		active = (s->state == STAGE_ACTIVE);
+	bool		was_added = approval_list_has(s->added_targets, from);
+	ApprovalJson j;
+
+	s->targets = replace_target(s->targets, from, to);
+	if (was_added)
+		s->added_targets = replace_target(s->added_targets, from, to);
+	else
+	{
+		/* "to" stands for an own target now, not an escalation's */
+		List	   *kept = NIL;
+		ListCell   *lc;
+
+		foreach(lc, s->added_targets)
+			if (strcmp(lfirst(lc), to) != 0)
+				kept = lappend(kept, lfirst(lc));
+		s->added_targets = kept;
+	}
+	s->dirty = true;
+	request_add_audience(r, to);
+	if (active)
+	{
+		s->targets_changed = true;
+		if (s->def != NULL && s->def->min_approvals == 0)
+			s->required = Max(approval_count_principals(own_targets(s)), 1);
+	}
+
+	aj_init(&j);
+	aj_str(&j, "stage", s->stage);
+	aj_str(&j, "from", from);
+	aj_str(&j, "to", to);
+	aj_str(&j, "reason", reason);
+	if (active)
+		aj_int(&j, "required", s->required);
+	request_event(r, "reassigned", aj_finish(&j), s->stage,
+				  active && r->state == REQUEST_PENDING ? list_make1(pstrdup(to)) : NIL);
+
+	if (active && r->state == REQUEST_PENDING && s->approvals >= s->required)
+	{
+		aj_init(&j);
+		aj_str(&j, "stage", s->stage);
+		aj_int(&j, "approvals", s->approvals);
+		aj_int(&j, "required", s->required);
+		request_event(r, "quorum_satisfied", aj_finish(&j), s->stage, NIL);
+		engine_stage_approved(r, s, NULL);
+		engine_advance(r);
+	}
+}
+
+/*
+ * The request is handed to requester "to".  The previous requester keeps
+ * seeing it (they made it: "voter:<id>" in its audience); self-approval is
+ * judged against the new one from now on (request.c rewrites the
+ * pending_vote rows, which copy the requester).
+ */
+void
+engine_transfer(Req *r, const char *to, const char *reason)
+{
+	const char *from = r->requester;
+	ApprovalJson j;
+
+	request_add_audience(r, psprintf("voter:%s", from));
+	r->requester = pstrdup(to);
+	r->requester_changed = true;
+	r->vars = NULL;				/* $requester of conditions is the new one */
+	r->dirty = true;
+
+	aj_init(&j);
+	aj_str(&j, "from", from);
+	aj_str(&j, "to", to);
+	aj_str(&j, "reason", reason);
+	request_event(r, "transferred", aj_finish(&j), NULL, NIL);
+}

@@ -18,9 +18,10 @@
  *
  * The row lock serializes everything that happens to one request, so
  * concurrent votes are counted once and a request is decided once.  The
- * SQL-callable operations are in decide.c (votes, changes, cancel, comment)
- * and submit.c; the timer (timer.c, fired by tick.c) and a redeemed token
- * (token.c) take this path too.
+ * SQL-callable operations are in decide.c (votes, changes, cancel, comment),
+ * submit.c and admin.c (an admin's reassign, override and transfer); the
+ * timer (timer.c, fired by tick.c) and a redeemed token (token.c) take this
+ * path too.
  *
  *-------------------------------------------------------------------------
  */
@@ -152,6 +153,8 @@ typedef struct Req
 	ApprovalEvents ev;
 	TimestampTz now;			/* the time of this change (tick(at) moves it) */
 	ReqTimes	t;
+	const char *override_reason;	/* closed by an admin's override (admin.c) */
+	bool		requester_changed;	/* transferred: the row and pending_vote follow */
 } Req;
 
 /* Where the actor may vote: an active stage and the capacity to vote in */
@@ -228,6 +231,12 @@ extern bool engine_record_vote(Req *r, Eligible *e, const char *decision,
 extern void engine_require_no_vote(Req *r, Eligible *e, const char *decision);
 extern void engine_record_note(Req *r, StageRow *s, const char *on_behalf,
 							   const char *decision, const char *comment);
+
+/* the admin tools' transitions (DESIGN §10; the SQL functions are admin.c's) */
+extern void engine_override(Req *r, bool approve, const char *reason);
+extern void engine_reassign(Req *r, StageRow *s, const char *from, const char *to,
+							const char *reason);
+extern void engine_transfer(Req *r, const char *to, const char *reason);
 
 /* ---- decide.c: the decisions ---- */
 

@@ -34,6 +34,9 @@
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "access/htup_details.h"
+#include "utils/snapmgr.h"
 
 typedef struct PendingEvent
 {
@@ -95,8 +98,8 @@ insert_events_plan(int rows)
 
 /* ---------- hashing ---------- */
 
-static void
-put_int64(pg_cryptohash_ctx *ctx, int64 v)
+void
+approval_hash_int64(pg_cryptohash_ctx *ctx, int64 v)
 {
 	uint8		buf[8];
 
@@ -109,8 +112,8 @@ put_int64(pg_cryptohash_ctx *ctx, int64 v)
 		elog(ERROR, "sha256 update failed");
 }
 
-static bytea *
-event_hash(const bytea *prev, int64 seq, int64 request_id, TimestampTz at,
+bytea *
+approval_event_hash(const bytea *prev, int64 seq, int64 request_id, TimestampTz at,
 		   const char *kind, const char *actor, Jsonb *data)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
@@ -122,9 +125,9 @@ event_hash(const bytea *prev, int64 seq, int64 request_id, TimestampTz at,
 		elog(ERROR, "could not initialize sha256");
 	if (prev != NULL)
 		pg_cryptohash_update(ctx, (const uint8 *) VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
-	put_int64(ctx, seq);
-	put_int64(ctx, request_id);
-	put_int64(ctx, (int64) at);
+	approval_hash_int64(ctx, seq);
+	approval_hash_int64(ctx, request_id);
+	approval_hash_int64(ctx, (int64) at);
 	pg_cryptohash_update(ctx, (const uint8 *) kind, strlen(kind));
 	pg_cryptohash_update(ctx, &nul, 1);
 	if (actor != NULL)
@@ -197,7 +200,7 @@ approval_events_seal(ApprovalEvents *ev)
 			continue;
 		pe->seq = approval_event_next_seq();
 		pe->at = GetCurrentTransactionStartTimestamp();
-		pe->hash = event_hash(ev->prev_hash, pe->seq, ev->request_id, pe->at,
+		pe->hash = approval_event_hash(ev->prev_hash, pe->seq, ev->request_id, pe->at,
 							  pe->kind, pe->actor, pe->data);
 		ev->prev_hash = pe->hash;
 	}
@@ -230,6 +233,7 @@ approval_events_write(ApprovalEvents *ev)
 
 			a[0] = Int64GetDatum(pe->seq);
 			a[1] = Int64GetDatum(ev->request_id);
+			nulls[r * EVENT_COLUMNS + 1] = ev->request_id == 0 ? 'n' : ' ';
 			a[2] = TimestampTzGetDatum(pe->at);
 			a[3] = CStringGetTextDatum(pe->kind);
 			a[4] = pe->actor ? CStringGetTextDatum(pe->actor) : (Datum) 0;
@@ -268,6 +272,43 @@ approval_events_write(ApprovalEvents *ev)
 	ev->pending = NIL;
 }
 
+/* ---------- events without a request ---------- */
+
+/*
+ * An admin's act that concerns no request (approval.delegate_for()) is an
+ * event with request_id NULL.  Those events chain among themselves, hashed
+ * with request_id 0, each after the latest of them: a one-row table that
+ * only the extension's owner may read serializes their writers as a
+ * request's row lock does (no user can take or block that lock), and the
+ * latest is read, after the lock, with the newest snapshot.
+ */
+static ApprovalPlan lock_alone_plan = {
+	"SELECT 1 FROM approval.event_chain_lock FOR UPDATE",
+	0, {InvalidOid}
+};
+
+static ApprovalPlan last_alone_plan = {
+	"SELECT hash FROM approval.event WHERE request_id IS NULL ORDER BY seq DESC LIMIT 1",
+	0, {InvalidOid}
+};
+
+void
+approval_event_alone(const char *kind, const char *actor, Jsonb *data, List *targets)
+{
+	ApprovalEvents ev;
+	bytea	   *prev = NULL;
+	bool		isnull;
+
+	approval_exec(&lock_alone_plan, NULL, NULL, false, 0);
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (approval_exec(&last_alone_plan, NULL, NULL, true, 1) == 1)
+		prev = DatumGetByteaP(approval_copy_datum(0, 1, &isnull));
+	PopActiveSnapshot();
+	approval_events_init(&ev, 0, NULL, prev);
+	approval_event_add(&ev, kind, actor, data, NULL, NULL, targets);
+	approval_events_write(&ev);
+}
+
 /* ---------- append-only ---------- */
 
 PG_FUNCTION_INFO_V1(approval_event_is_append_only);
@@ -276,172 +317,48 @@ approval_event_is_append_only(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	const char *what;
+	const char *rel;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("approval.event_is_append_only() must be called as a trigger")));
 
+	rel = RelationGetRelationName(trigdata->tg_relation);
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		what = "UPDATE";
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		bool		isnull;
+		Datum		rid;
+
 		what = "DELETE";
+		/* purge.c removing a purged request's events */
+		if (strcmp(rel, "event") == 0 && TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		{
+			rid = heap_getattr(trigdata->tg_trigtuple, 2,
+							   RelationGetDescr(trigdata->tg_relation), &isnull);
+			if (!isnull && approval_purge_allows(DatumGetInt64(rid)))
+				return PointerGetDatum(trigdata->tg_trigtuple);
+		}
+	}
 	else
 		what = "TRUNCATE";
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("approval.event is append-only: %s is not allowed", what),
-			 errdetail("The event log is the audit trail of every request; rows are never changed or removed."),
-			 errhint("Read it with approval.events_after(), check it with approval.verify_audit().")));
+			 errmsg("approval.%s is append-only: %s is not allowed", rel, what),
+			 errdetail("The event log, its checkpoints and the tombstones of purged requests are the audit trail; rows are never changed or removed."),
+			 errhint("Read it with approval.events_after(), check it with approval.verify_audit(), remove closed requests with approval.purge().")));
 	PG_RETURN_NULL();
 }
 
-/* ---------- verification ---------- */
-
-/*
- * Every request with its events in chain order; a request whose events are
- * all gone still shows, with NULLs.  The chain must end at the head stored
- * on the request, so removing the newest events is a break too.
- */
-static ApprovalPlan verify_plan = {
-	"SELECT e.seq, r.id, e.at, e.kind, e.actor, e.data, e.hash, r.last_hash"
-	"  FROM approval.request r LEFT JOIN approval.event e"
-	"    ON e.request_id OPERATOR(pg_catalog.=) r.id"
-	" WHERE $1::pg_catalog.int8 IS NULL OR r.id OPERATOR(pg_catalog.=) $1"
-	" ORDER BY r.id, e.seq",
-	1, {INT8OID}
-};
-
-typedef struct VerifyState
-{
-	int64		request_id;
-	int32		events;
-	bool		ok;
-	int64		first_bad;
-	bytea	   *prev;
-	bytea	   *head;			/* approval.request.last_hash */
-} VerifyState;
-
-static bool
-same_hash(const bytea *a, const bytea *b)
+/* Whether two hashes (either may be NULL) are the same */
+bool
+approval_same_hash(const bytea *a, const bytea *b)
 {
 	if (a == NULL || b == NULL)
 		return a == b;
 	return VARSIZE_ANY_EXHDR(a) == VARSIZE_ANY_EXHDR(b) &&
 		memcmp(VARDATA_ANY(a), VARDATA_ANY(b), VARSIZE_ANY_EXHDR(a)) == 0;
-}
-
-static void
-verify_emit(Tuplestorestate *ts, TupleDesc desc, VerifyState *vs)
-{
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, false};
-
-	/* the chain must end where the request says it does */
-	if (vs->ok && !same_hash(vs->prev, vs->head))
-		vs->ok = false;
-
-	values[0] = Int64GetDatum(vs->request_id);
-	values[1] = Int32GetDatum(vs->events);
-	values[2] = BoolGetDatum(vs->ok);
-	values[3] = Int64GetDatum(vs->first_bad);
-	nulls[3] = vs->ok || vs->first_bad == 0;	/* truncated chain: no bad row */
-	tuplestore_putvalues(ts, desc, values, nulls);
-}
-
-/*
- * verify_audit(request DEFAULT NULL): one row per request with its number of
- * events, whether its chain is intact, and the first seq whose hash does not
- * match.  Runs as the caller, so it verifies the requests the caller may see.
- */
-PG_FUNCTION_INFO_V1(approval_verify_audit);
-Datum
-approval_verify_audit(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Tuplestorestate *ts;
-	TupleDesc	desc;
-	Datum		arg;
-	char		argnull;
-	Portal		portal;
-	VerifyState vs = {0};
-	bool		have = false;
-	MemoryContext upper;
-
-	ts = approval_srf_init(fcinfo, &desc);
-	upper = CurrentMemoryContext;
-
-	arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
-	argnull = PG_ARGISNULL(0) ? 'n' : ' ';
-
-	approval_spi_connect();
-	approval_exec_prepare(&verify_plan);
-	portal = SPI_cursor_open(NULL, verify_plan.plan, &arg, &argnull, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 1000);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			bool		noevent;
-			int64		seq = DatumGetInt64(approval_getdatum(i, 1, &noevent));
-			int64		rid = DatumGetInt64(approval_getdatum(i, 2, &isnull));
-			MemoryContext old;
-
-			if (!have || rid != vs.request_id)
-			{
-				Datum		head;
-
-				if (have)
-				{
-					old = MemoryContextSwitchTo(upper);
-					verify_emit(ts, desc, &vs);
-					MemoryContextSwitchTo(old);
-				}
-				memset(&vs, 0, sizeof(vs));
-				vs.request_id = rid;
-				vs.ok = true;
-				have = true;
-				head = approval_getdatum(i, 8, &isnull);
-				old = MemoryContextSwitchTo(upper);
-				vs.head = isnull ? NULL : DatumGetByteaPCopy(head);
-				MemoryContextSwitchTo(old);
-			}
-			if (noevent)
-				continue;
-			{
-				TimestampTz at = DatumGetTimestampTz(approval_getdatum(i, 3, &isnull));
-				char	   *kind = TextDatumGetCString(approval_getdatum(i, 4, &isnull));
-				Datum		actord = approval_getdatum(i, 5, &isnull);
-				char	   *actor = isnull ? NULL : TextDatumGetCString(actord);
-				Jsonb	   *data = DatumGetJsonbP(approval_getdatum(i, 6, &isnull));
-				Datum		stored_d = approval_getdatum(i, 7, &isnull);
-				bytea	   *stored = isnull ? NULL : DatumGetByteaPP(stored_d);
-				bytea	   *expect;
-
-				vs.events++;
-				expect = event_hash(vs.prev, seq, rid, at, kind, actor, data);
-				if (vs.ok && !same_hash(stored, expect))
-				{
-					vs.ok = false;
-					vs.first_bad = seq;
-				}
-				/* the chain continues from what is stored, so one edit is one break */
-				old = MemoryContextSwitchTo(upper);
-				vs.prev = stored ? DatumGetByteaPCopy(PointerGetDatum(stored)) : NULL;
-				MemoryContextSwitchTo(old);
-			}
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	approval_spi_finish();
-
-	if (have)
-		verify_emit(ts, desc, &vs);
-	(void) rsinfo;
-	return (Datum) 0;
 }

@@ -75,7 +75,10 @@ approval_note_json(const ApprovalNote *n, bool minimal, int limit)
 		initStringInfo(&buf);
 		appendStringInfo(&buf, "{\"seq\":" INT64_FORMAT, n->seq);
 		json_field(&buf, "kind", n->kind, clip);
-		appendStringInfo(&buf, ",\"request\":" INT64_FORMAT, n->request);
+		if (n->request == 0)
+			appendStringInfoString(&buf, ",\"request\":null");	/* an admin's delegate_for */
+		else
+			appendStringInfo(&buf, ",\"request\":" INT64_FORMAT, n->request);
 		if (minimal)
 		{
 			appendStringInfoChar(&buf, '}');
@@ -209,7 +212,8 @@ approval_event_json(PG_FUNCTION_ARGS)
 	n.seq = DatumGetInt64(attr(row, "seq", &isnull));
 	if (isnull)
 		PG_RETURN_NULL();
-	n.request = DatumGetInt64(attr(row, "request_id", &isnull));
+	d = attr(row, "request_id", &isnull);
+	n.request = isnull ? 0 : DatumGetInt64(d);
 	n.kind = attr_text(row, "kind");
 	n.actor = attr_text(row, "actor");
 	n.state = attr_text(row, "state");
@@ -220,7 +224,7 @@ approval_event_json(PG_FUNCTION_ARGS)
 	n.targets = isnull ? NIL : approval_array_to_list(DatumGetArrayTypeP(d));
 	d = attr(row, "data", &isnull);
 	n.data = isnull ? approval_jsonb_empty() : DatumGetJsonbP(d);
-	n.workflow = workflow_of(fcinfo, n.request);
+	n.workflow = n.request == 0 ? NULL : workflow_of(fcinfo, n.request);
 
 	PG_RETURN_TEXT_P(cstring_to_text(approval_note_json(&n, false, 0)));
 }

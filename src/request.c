@@ -8,7 +8,8 @@
  * after that, with a fresh snapshot per statement (spi_util.c), so what it
  * reads is what the lock protects.  request_save() writes only what changed
  * — the request row with its audience, its stages, and approval.pending_vote
- * for the stages that start or stop taking votes — then the events (one
+ * for the stages that start or stop taking votes (or whose targets or
+ * requester changed) — then the events (one
  * hash chain per request, event.c), then calls the callbacks, all in the
  * caller's transaction.
  *
@@ -147,6 +148,12 @@ static ApprovalPlan save_stage_plan = {
 	" WHERE request_id = $1 AND stage = $2",
 	12, {INT8OID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID, INT4OID, INT4OID,
 	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID}
+};
+
+/* a transferred request (admin.c): its new requester */
+static ApprovalPlan save_requester_plan = {
+	"UPDATE approval.request SET requester = $2 WHERE id = $1",
+	2, {INT8OID, TEXTOID}
 };
 
 /* the stages no longer open to votes, or restarted, lose their rows */
@@ -457,7 +464,8 @@ save_votable(Req *r)
 			r->loaded_state == REQUEST_PENDING;
 		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
 
-		if (before && (!after || s->round != s->loaded_round || s->targets_changed))
+		if (before && (!after || s->round != s->loaded_round || s->targets_changed ||
+					   r->requester_changed))
 			gone = lappend(gone, s->stage);
 	}
 	if (gone != NIL)
@@ -477,7 +485,8 @@ save_votable(Req *r)
 		bool		after = s->state == STAGE_ACTIVE && r->state == REQUEST_PENDING;
 		Datum		args[9];
 
-		if (!after || (before && s->round == s->loaded_round && !s->targets_changed))
+		if (!after || (before && s->round == s->loaded_round && !s->targets_changed &&
+					   !r->requester_changed))
 			continue;
 		args[0] = Int64GetDatum(r->id);
 		args[1] = CStringGetTextDatum(s->stage);
@@ -578,6 +587,11 @@ request_save(Req *r)
 		v[15] = Int32GetDatum(r->t.failures);
 		v[16] = text_or_null(r->t.error, &n[16]);
 		approval_exec(&save_request_plan, v, n, false, 0);
+		if (r->requester_changed)
+		{
+			v[1] = CStringGetTextDatum(r->requester);
+			approval_exec(&save_requester_plan, v, NULL, false, 0);
+		}
 	}
 
 	for (int i = 0; i < r->nstages; i++)

@@ -340,3 +340,74 @@ approval_jsonb_empty(void)
 {
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 }
+
+/* ---------- streams: several cursors read side by side ---------- */
+
+#define STREAM_BATCH 1000
+
+/*
+ * Open a read-only cursor on a kept statement, under the active snapshot.
+ * Each stream keeps its own batch (SPI_tuptable is replaced by every
+ * fetch), so that several can be merged by a key.
+ */
+void
+approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values, const char *nulls)
+{
+	approval_exec_prepare(p);
+	memset(s, 0, sizeof(*s));
+	s->portal = SPI_cursor_open(NULL, p->plan, values, nulls, true);
+}
+
+/*
+ * The current row, or false at the end.  A fetch leaves the caller in the
+ * memory context it was in (SPI would leave it in the procedure's, where
+ * what the caller allocates next would stay until SPI_finish).
+ */
+bool
+approval_stream_peek(ApprovalStream *s)
+{
+	if (s->done)
+		return false;
+	if (s->batch == NULL || s->pos >= s->batch->numvals)
+	{
+		MemoryContext cxt = CurrentMemoryContext;
+
+		if (s->batch != NULL)
+			SPI_freetuptable(s->batch);
+		s->batch = NULL;
+		SPI_cursor_fetch(s->portal, true, STREAM_BATCH);
+		MemoryContextSwitchTo(cxt);
+		if (SPI_processed == 0)
+		{
+			SPI_freetuptable(SPI_tuptable);
+			s->done = true;
+			return false;
+		}
+		s->batch = SPI_tuptable;
+		s->pos = 0;
+	}
+	return true;
+}
+
+void
+approval_stream_next(ApprovalStream *s)
+{
+	s->pos++;
+}
+
+/* A column of the current row (1-based); it lives as long as the batch */
+Datum
+approval_stream_get(ApprovalStream *s, int col, bool *isnull)
+{
+	return SPI_getbinval(s->batch->vals[s->pos], s->batch->tupdesc, col, isnull);
+}
+
+void
+approval_stream_close(ApprovalStream *s)
+{
+	if (s->batch != NULL)
+		SPI_freetuptable(s->batch);
+	s->batch = NULL;
+	SPI_cursor_close(s->portal);
+	s->done = true;
+}

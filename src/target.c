@@ -27,6 +27,17 @@ static ApprovalPlan principal_active_plan = {
 	1, {TEXTOID}
 };
 
+/* Whether principal "id" exists, and is active */
+ApprovalPrincipalState
+approval_principal_state(const char *id)
+{
+	Datum		arg = CStringGetTextDatum(id);
+
+	if (approval_exec(&principal_active_plan, &arg, NULL, false, 1) == 0)
+		return PRINCIPAL_MISSING;
+	return approval_getbool(0, 1) ? PRINCIPAL_ACTIVE : PRINCIPAL_INACTIVE;
+}
+
 static ApprovalPlan group_exists_plan = {
 	"SELECT 1 FROM approval.approver_group WHERE name = $1",
 	1, {TEXTOID}
@@ -108,12 +119,13 @@ approval_resolve_targets(const char *requester, StageDef *st)
 		}
 		else if (strncmp(t, "user:", 5) == 0)
 		{
-			arg = CStringGetTextDatum(t + 5);
-			if (approval_exec(&principal_active_plan, &arg, NULL, false, 1) == 0)
+			ApprovalPrincipalState ps = approval_principal_state(t + 5);
+
+			if (ps == PRINCIPAL_MISSING)
 				unresolvable(st->name, t, psprintf("There is no principal \"%s\".", t + 5),
 							 "Add it to approval.principal.");
 			/* an inactive principal is no approver: the stage would wait for ever */
-			if (!approval_getbool(0, 1))
+			if (ps == PRINCIPAL_INACTIVE)
 				unresolvable(st->name, t, psprintf("Principal \"%s\" is not active.", t + 5),
 							 "Name another approver, or set approval.principal.active = true.");
 		}

@@ -103,10 +103,6 @@ static ApprovalPlan use_token_plan = {
 	4, {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID}
 };
 
-static ApprovalPlan principal_active_plan = {
-	"SELECT active FROM approval.principal WHERE id = $1",
-	1, {TEXTOID}
-};
 
 /* ---------- encoding ---------- */
 
@@ -565,10 +561,7 @@ token_verify(text *t, Token *tok)
 static bool
 principal_active(const char *id)
 {
-	Datum		arg = CStringGetTextDatum(id);
-
-	return approval_exec(&principal_active_plan, &arg, NULL, false, 1) == 1 &&
-		approval_getbool(0, 1);
+	return approval_principal_state(id) == PRINCIPAL_ACTIVE;
 }
 
 /*

@@ -76,6 +76,7 @@ typedef struct WorkerState
 	int			failures;		/* rounds in a row that failed */
 	int			backoff_ms;		/* the wait after the last failure */
 	TimestampTz relay_at;		/* no relay before this */
+	TimestampTz checkpoint_at;	/* the next checkpoint of the log, at the earliest */
 } WorkerState;
 
 /* a relay of notifications that failed is tried again after this */
@@ -295,6 +296,12 @@ run_round(WorkerState *st)
 			st->due = isnull ? 0 : DatumGetTimestampTz(d);
 			if (relay_possible())
 				approval_relay_start(slot());
+			if (approval_checkpoint_interval > 0 && GetCurrentTimestamp() >= st->checkpoint_at)
+			{
+				approval_checkpoint_from_worker();
+				st->checkpoint_at = GetCurrentTimestamp() +
+					(int64) approval_checkpoint_interval * 1000;
+			}
 			approval_spi_finish();
 			PopActiveSnapshot();
 		}

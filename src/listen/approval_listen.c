@@ -38,7 +38,8 @@ static const char *const known_kinds[] = {
 	"submitted", "auto_approved", "stage_activated", "stage_skipped", "voted",
 	"quorum_satisfied", "stage_approved", "stage_rejected", "approved",
 	"rejected", "changes_requested", "resubmitted", "commented", "cancelled",
-	"expired", "sla_warning", "sla_breached", "escalated", NULL
+	"expired", "sla_warning", "sla_breached", "escalated", "reassigned", "transferred",
+	"delegated", NULL
 };
 
 static void log_line(const char *prefix, const char *fmt, va_list ap) LISTEN_PRINTF(2, 0);

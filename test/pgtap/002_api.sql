@@ -93,9 +93,9 @@ SELECT function_returns('approval', 'can_see', ARRAY['bigint'], 'boolean',
                         'approval.can_see(bigint) returns boolean');
 
 -- §7 events
-SELECT has_function('approval', 'verify_audit', ARRAY['bigint'], 'approval.verify_audit(bigint) exists');
-SELECT function_returns('approval', 'verify_audit', ARRAY['bigint'], 'setof record',
-                        'approval.verify_audit(bigint) returns a set of rows');
+SELECT has_function('approval', 'verify_audit', ARRAY['bigint', 'bytea'], 'approval.verify_audit(bigint, bytea) exists');
+SELECT function_returns('approval', 'verify_audit', ARRAY['bigint', 'bytea'], 'setof record',
+                        'approval.verify_audit(bigint, bytea) returns a set of rows');
 SELECT has_function('approval', 'events_after', ARRAY['bigint', 'integer'],
                     'approval.events_after(bigint, integer) exists');
 SELECT function_returns('approval', 'events_after', ARRAY['bigint', 'integer'], 'setof approval.event',
@@ -135,9 +135,9 @@ SELECT is(pg_get_function_arguments('approval.delegate(text,timestamptz,timestam
 SELECT is(pg_get_function_arguments('approval.graph(text,text)'::regprocedure),
           'name text, format text DEFAULT ''mermaid''::text',
           'graph(name, format DEFAULT ''mermaid'')');
-SELECT is(pg_get_function_arguments('approval.verify_audit(bigint)'::regprocedure),
-          'request bigint DEFAULT NULL::bigint',
-          'verify_audit(request DEFAULT NULL)');
+SELECT is(pg_get_function_arguments('approval.verify_audit(bigint,bytea)'::regprocedure),
+          'request bigint DEFAULT NULL::bigint, since_checkpoint bytea DEFAULT NULL::bytea',
+          'verify_audit(request DEFAULT NULL, since_checkpoint DEFAULT NULL)');
 SELECT is(pg_get_function_arguments('approval.events_after(bigint,integer)'::regprocedure),
           'seq bigint, max integer DEFAULT 1000',
           'events_after(seq, max DEFAULT 1000)');
@@ -153,9 +153,9 @@ SELECT is(pg_get_function_arguments('approval.preview(text,jsonb,text)'::regproc
 SELECT is(pg_get_function_result('approval.preview(text,jsonb,text)'::regprocedure),
           'TABLE(stage_order integer, stage text, targets text[], required integer, runs boolean, require_ack text)',
           'preview() returns TABLE(stage_order, stage, targets, required, runs, require_ack)');
-SELECT ok((SELECT proargnames @> ARRAY['request_id', 'ok', 'first_bad_seq']
-             FROM pg_proc WHERE oid = 'approval.verify_audit(bigint)'::regprocedure),
-          'verify_audit() reports request_id, ok and first_bad_seq');
+SELECT ok((SELECT proargnames @> ARRAY['request_id', 'ok', 'first_bad_seq', 'problem', 'checkpoint']
+             FROM pg_proc WHERE oid = 'approval.verify_audit(bigint,bytea)'::regprocedure),
+          'verify_audit() reports request_id, ok, first_bad_seq, problem and checkpoint');
 
 -- ---------------------------------------------------------------------------
 -- SECURITY DEFINER with a pinned search_path (DESIGN §8)

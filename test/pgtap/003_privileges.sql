@@ -15,7 +15,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(301);
+SELECT plan(329);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -103,19 +103,28 @@ SELECT ok(NOT has_function_privilege(r, f, 'EXECUTE'), format('%s may not execut
        unnest(ARRAY['approval.define_workflow(jsonb, text)', 'approval.disable_workflow(text)',
                     'approval.enable_workflow(text)', 'approval.tick(timestamptz, integer)',
                     'approval.next_due()', 'approval.schedule_with_pg_cron(text)',
-                    'approval.unschedule_pg_cron()'])
+                    'approval.unschedule_pg_cron()',
+                    -- the admin tools (DESIGN §10)
+                    'approval.reassign(bigint, text, text, text, text)',
+                    'approval.override(bigint, text, text)',
+                    'approval.delegate_for(text, text, timestamptz, timestamptz, text, text)',
+                    'approval.transfer(bigint, text, text)'])
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY rn, fn;
 -- verify_audit runs as the caller and checks the chains they can see
-SELECT ok(has_function_privilege(r, 'approval.verify_audit(bigint)', 'EXECUTE'),
-          format('%s may execute approval.verify_audit(bigint)', r))
+SELECT ok(has_function_privilege(r, 'approval.verify_audit(bigint,bytea)', 'EXECUTE'),
+          format('%s may execute approval.verify_audit(bigint, bytea)', r))
   FROM unnest(ARRAY['approval_user', 'approval_gateway']) AS r ORDER BY r;
 
 SELECT ok(has_function_privilege('approval_admin', f, 'EXECUTE'), format('approval_admin may execute %s', f))
   FROM unnest(ARRAY['approval.define_workflow(jsonb, text)', 'approval.disable_workflow(text)',
-                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint)',
+                    'approval.enable_workflow(text)', 'approval.verify_audit(bigint,bytea)',
                     'approval.tick(timestamptz, integer)', 'approval.next_due()',
-                    'approval.schedule_with_pg_cron(text)', 'approval.unschedule_pg_cron()'])
+                    'approval.schedule_with_pg_cron(text)', 'approval.unschedule_pg_cron()',
+                    'approval.reassign(bigint, text, text, text, text)',
+                    'approval.override(bigint, text, text)',
+                    'approval.delegate_for(text, text, timestamptz, timestamptz, text, text)',
+                    'approval.transfer(bigint, text, text)'])
                     WITH ORDINALITY AS ff(f, fn)
  ORDER BY fn;
 
@@ -125,12 +134,20 @@ SELECT throws_ok($$SELECT approval.define_workflow('{"name": "tap-sneaky", "stag
                  '42501', NULL, 'an approval_user cannot define a workflow');
 SELECT throws_ok($$SELECT approval.disable_workflow('tap-sneaky')$$,
                  '42501', NULL, 'an approval_user cannot disable a workflow');
+SELECT throws_ok($$SELECT approval.override(1, 'approve', 'mine')$$,
+                 '42501', NULL, 'an approval_user cannot override a request');
 RESET ROLE;
 
 SET LOCAL ROLE ap_t_app;
 SELECT throws_ok($$SELECT approval.define_workflow('{"name": "tap-sneaky", "stages": []}')$$,
                  '42501', NULL, 'an approval_gateway member cannot define a workflow');
 RESET ROLE;
+
+-- the lock that serializes the events without a request (delegate_for) is
+-- no one's to read, take or block
+SELECT ok(NOT has_table_privilege(r, 'approval.event_chain_lock', 'SELECT'),
+          format('%s may not read approval.event_chain_lock', r))
+  FROM unnest(ARRAY['approval_admin', 'approval_user', 'approval_gateway']) AS r ORDER BY r;
 
 -- Workflows of this test, defined by an approval_admin member.
 --   tap-two:  review (bob or dave, one of them), then finance (carol)
@@ -160,7 +177,7 @@ CREATE TEMP TABLE ap_state_tables (tn int, tbl name, col name);
 INSERT INTO ap_state_tables VALUES
     (1, 'request', 'title'), (2, 'request_stage', 'stage'), (3, 'decision', 'comment'),
     (4, 'event', 'data'), (5, 'workflow', 'enabled'), (6, 'workflow_stage', 'name'),
-    (7, 'delegation', 'ends');
+    (7, 'delegation', 'ends'), (8, 'event_chain_lock', 'id');
 CREATE TEMP TABLE ap_write_ops (opn int, op text, stmt text);
 INSERT INTO ap_write_ops VALUES
     (1, 'INSERT', 'INSERT INTO approval.%1$I DEFAULT VALUES'),

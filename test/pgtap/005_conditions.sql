@@ -11,7 +11,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(105);
+SELECT plan(106);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -487,6 +487,11 @@ SET LOCAL ROLE ap5_alice;
 SELECT throws_ok($$SELECT approval.submit(NULL, '{"kind": "cmp", "a": 1, "b": 0, "c": 2, "d": 4, "e": 6, "f": 6}')$$,
                  'AP008', NULL, 'submit(NULL, ...) with no matching workflow is AP008');
 RESET ROLE;
+
+-- whatever happened above, every request's rows still replay from its events
+RESET ROLE;
+SELECT is_empty($$SELECT request_id, problem FROM approval.verify_audit() WHERE NOT ok$$,
+                'verify_audit(): every request''s rows agree with its events');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -26,7 +26,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(86);
+SELECT plan(87);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -498,6 +498,11 @@ SELECT throws_ok(format('SELECT approval.redeem_token(%L, ''approve'')', :'t_old
                  'a token whose key was deleted is AP009 "invalid"');
 SELECT is(approval.redeem_token(:'t_new', 'reject'), 'rejected', 'a token of the new key redeems');
 RESET ROLE;
+
+-- whatever happened above, every request's rows still replay from its events
+RESET ROLE;
+SELECT is_empty($$SELECT request_id, problem FROM approval.verify_audit() WHERE NOT ok$$,
+                'verify_audit(): every request''s rows agree with its events');
 
 SELECT * FROM finish();
 ROLLBACK;

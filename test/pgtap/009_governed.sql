@@ -25,7 +25,7 @@
 \set ON_ERROR_STOP 1
 BEGIN;
 
-SELECT plan(169);
+SELECT plan(170);
 
 SELECT current_setting('search_path') AS search_path_before \gset
 CREATE EXTENSION approval;
@@ -601,6 +601,11 @@ SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
             WHERE pronamespace = 'approval'::regnamespace AND proname IN ('govern', 'ungovern')
               AND prosecdef AND proconfig @> ARRAY['search_path=pg_catalog, pg_temp']),
           '{govern,ungovern}', 'govern and ungovern are SECURITY DEFINER with a pinned search_path');
+
+-- whatever happened above, every request's rows still replay from its events
+RESET ROLE;
+SELECT is_empty($$SELECT request_id, problem FROM approval.verify_audit() WHERE NOT ok$$,
+                'verify_audit(): every request''s rows agree with its events');
 
 SELECT * FROM finish();
 ROLLBACK;
