@@ -163,6 +163,7 @@ typedef struct ApprovalStream
 
 extern void approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values,
 								 const char *nulls);
+extern void approval_stream_none(ApprovalStream *s);
 extern bool approval_stream_peek(ApprovalStream *s);
 extern void approval_stream_next(ApprovalStream *s);
 extern Datum approval_stream_get(ApprovalStream *s, int col, bool *isnull);

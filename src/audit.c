@@ -46,6 +46,23 @@ static ApprovalPlan requests_plan = {
 	1, {INT8OID}
 };
 
+/*
+ * The verify_audit(bigint) of 0.6.0 and before, called with this library
+ * before ALTER EXTENSION UPDATE: the chains only, from the columns every
+ * version has (no replay, no checkpoints).
+ */
+static ApprovalPlan chains_requests_plan = {
+	"SELECT r.id, NULL, NULL, NULL, NULL, 0, r.last_hash FROM approval.request r"
+	REQUEST_FILTER("r.id") " ORDER BY r.id",
+	1, {INT8OID}
+};
+
+static ApprovalPlan chains_events_plan = {
+	"SELECT request_id, seq, at, kind, actor, data, hash, NULL::pg_catalog.text FROM approval.event"
+	REQUEST_FILTER("request_id") " ORDER BY request_id NULLS LAST, seq",
+	1, {INT8OID}
+};
+
 static ApprovalPlan events_plan = {
 	"SELECT request_id, seq, at, kind, actor, data, hash, state FROM approval.event"
 	REQUEST_FILTER("request_id") " ORDER BY request_id NULLS LAST, seq",
@@ -247,6 +264,7 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 	bytea	   *witness = (PG_NARGS() > 1 && !PG_ARGISNULL(1)) ? PG_GETARG_BYTEA_PP(1) : NULL;
 	MemoryContext upper = CurrentMemoryContext;
 	MemoryContext per_request;
+	bool		replaying;
 
 	ts = approval_srf_init(fcinfo, &desc);
 	arg = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
@@ -262,10 +280,19 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 				 errhint(!actor.sees_all ? "Ask an approval_admin, or connect as a gateway that acts for no one."
 						 : "Call approval.verify_audit(since_checkpoint => ...) without a request.")));
 
-	approval_stream_open(&reqs, &requests_plan, &arg, &argnull);
-	approval_stream_open(&evs, &events_plan, &arg, &argnull);
-	approval_stream_open(&stages, &stages_plan, &arg, &argnull);
-	approval_stream_open(&decs, &decisions_plan, &arg, &argnull);
+	replaying = (desc->natts >= 6);
+	approval_stream_open(&reqs, replaying ? &requests_plan : &chains_requests_plan, &arg, &argnull);
+	approval_stream_open(&evs, replaying ? &events_plan : &chains_events_plan, &arg, &argnull);
+	if (replaying)
+	{
+		approval_stream_open(&stages, &stages_plan, &arg, &argnull);
+		approval_stream_open(&decs, &decisions_plan, &arg, &argnull);
+	}
+	else
+	{
+		approval_stream_none(&stages);
+		approval_stream_none(&decs);
+	}
 	per_request = AllocSetContextCreate(CurrentMemoryContext, "verify_audit request",
 										ALLOCSET_DEFAULT_SIZES);
 	for (;;)
@@ -295,7 +322,16 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(per_request);
 		replay_begin(&rp, id);
-		if (peek_id(&reqs, &cand) && cand == id)
+		if (peek_id(&reqs, &cand) && cand == id && !replaying)
+		{
+			bool		isnull;
+			Datum		d = approval_stream_get(&reqs, 7, &isnull);
+
+			has_row = true;
+			head = isnull ? NULL : DatumGetByteaPCopy(d);
+			approval_stream_next(&reqs);
+		}
+		else if (peek_id(&reqs, &cand) && cand == id)
 		{
 			bool		isnull;
 			Datum		d;
@@ -320,10 +356,10 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 		}
 		while (peek_id(&evs, &cand) && cand == id)
 		{
-			chain_event(&c, &evs, id, &rp);
+			chain_event(&c, &evs, id, replaying ? &rp : NULL);
 			approval_stream_next(&evs);
 		}
-		if (has_row)
+		if (has_row && replaying)
 			replay_check_request(&rp, &row);
 		while (peek_id(&stages, &cand) && cand == id)
 		{
@@ -353,7 +389,8 @@ approval_verify_audit(PG_FUNCTION_ARGS)
 													  get_text(&decs, 8), get_text(&decs, 9)));
 			approval_stream_next(&decs);
 		}
-		replay_end(&rp);
+		if (replaying)
+			replay_end(&rp);
 		problems = request_problems(&c, &rp, has_row, head);
 
 		MemoryContextSwitchTo(upper);

@@ -358,6 +358,14 @@ approval_stream_open(ApprovalStream *s, ApprovalPlan *p, Datum *values, const ch
 	s->portal = SPI_cursor_open(NULL, p->plan, values, nulls, true);
 }
 
+/* A stream with no rows, not backed by a cursor */
+void
+approval_stream_none(ApprovalStream *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->done = true;
+}
+
 /*
  * The current row, or false at the end.  A fetch leaves the caller in the
  * memory context it was in (SPI would leave it in the procedure's, where
@@ -408,6 +416,8 @@ approval_stream_close(ApprovalStream *s)
 	if (s->batch != NULL)
 		SPI_freetuptable(s->batch);
 	s->batch = NULL;
-	SPI_cursor_close(s->portal);
+	if (s->portal != NULL)
+		SPI_cursor_close(s->portal);
+	s->portal = NULL;
 	s->done = true;
 }
