@@ -142,6 +142,7 @@ typedef struct Req
 	Jsonb	   *vars;			/* condition variables, built when first needed */
 	char	   *title;
 	char	   *subject;
+	bool		has_subject;	/* loaded: it has one (every governed change has) */
 	int			nstages;
 	StageRow   *stages;
 	bool		dirty;

@@ -572,6 +572,8 @@ govern_apply(Req *r)
 
 	if (r->is_new)
 		return true;			/* approved at once: the trigger lets it through */
+	if (!r->has_subject)
+		return true;			/* a held change always has one (govern.c) */
 	if (approval_exec(&held_plan, &arg, NULL, false, 1) == 0)
 		return true;
 	relid = DatumGetObjectId(approval_getdatum(0, 1, &isnull));
@@ -642,8 +644,8 @@ govern_discard(Req *r)
 {
 	Datum		v[2];
 
-	if (r->is_new)
-		return;
+	if (r->is_new || !r->has_subject)
+		return;					/* not a held change (one always has a subject) */
 	v[0] = Int64GetDatum(r->id);
 	v[1] = TimestampTzGetDatum(r->now);
 	approval_exec(&discard_plan, v, NULL, false, 0);

@@ -61,7 +61,7 @@ stage_state_from_name(const char *name)
 #define REQUEST_COLUMNS \
 	"SELECT workflow_id, workflow, requester, state::text, current_order, last_hash," \
 	"  audience, created_at, due_at, warn_at, escalate_at, expires_at, paused_at, next_due," \
-	"  sla_state, escalations, timer_failures, timer_error" \
+	"  sla_state, escalations, timer_failures, timer_error, subject IS NOT NULL" \
 	"  FROM approval.request"
 
 static ApprovalPlan lock_request_plan = {
@@ -303,6 +303,7 @@ request_load(int64 id, ApprovalActor *actor, TimestampTz now)
 	r->t.failures = approval_getint32(0, 17);
 	(void) approval_getdatum(0, 18, &isnull);
 	r->t.error = isnull ? NULL : approval_gettext(0, 18);
+	r->has_subject = approval_getbool(0, 19);
 	r->loaded_state = r->state;
 	approval_events_init(&r->ev, id, r->workflow, last_hash);
 	/* (this runs statements of its own: read the row above first) */
