@@ -33,6 +33,17 @@ required_arg(FunctionCallInfo fcinfo, int n, const char *name)
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
 }
 
+/* The request argument, which must be there (22004 otherwise) */
+static int64
+required_id(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("request must not be NULL")));
+	return PG_GETARG_INT64(n);
+}
+
 /* The reason of an admin's act: required, and not blank (22023) */
 static const char *
 admin_reason(FunctionCallInfo fcinfo, int n, const char *what)
@@ -131,11 +142,7 @@ approval_reassign(PG_FUNCTION_ARGS)
 
 	admin_actor(&actor, "reassign");
 	reason = admin_reason(fcinfo, 4, "reassign");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request must not be NULL")));
-	id = PG_GETARG_INT64(0);
+	id = required_id(fcinfo, 0);
 	stage = required_arg(fcinfo, 1, "stage");
 	from = required_arg(fcinfo, 2, "from_target");
 	to = required_arg(fcinfo, 3, "to_target");
@@ -191,11 +198,7 @@ approval_override(PG_FUNCTION_ARGS)
 
 	admin_actor(&actor, "override");
 	reason = admin_reason(fcinfo, 2, "override");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request must not be NULL")));
-	id = PG_GETARG_INT64(0);
+	id = required_id(fcinfo, 0);
 	decision = PG_ARGISNULL(1) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (strcmp(decision, "approve") != 0 && strcmp(decision, "reject") != 0)
 		ereport(ERROR,
@@ -225,11 +228,7 @@ approval_transfer(PG_FUNCTION_ARGS)
 
 	admin_actor(&actor, "transfer");
 	reason = admin_reason(fcinfo, 2, "transfer");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request must not be NULL")));
-	id = PG_GETARG_INT64(0);
+	id = required_id(fcinfo, 0);
 	to = required_arg(fcinfo, 1, "new_requester");
 
 	r = admin_open(id, &actor);

@@ -139,6 +139,27 @@ engine_stage_approved(Req *r, StageRow *s, const char *by)
 	request_event(r, "stage_approved", aj_finish(&j), s->stage, NIL);
 }
 
+/*
+ * Quorum (DESIGN §4): once a stage's approvals reach what it requires, it
+ * is approved at once (event quorum_satisfied).  Returns whether it was.
+ * The caller moves the request on.
+ */
+static bool
+quorum_check(Req *r, StageRow *s)
+{
+	ApprovalJson j;
+
+	if (s->approvals < s->required)
+		return false;
+	aj_init(&j);
+	aj_str(&j, "stage", s->stage);
+	aj_int(&j, "approvals", s->approvals);
+	aj_int(&j, "required", s->required);
+	request_event(r, "quorum_satisfied", aj_finish(&j), s->stage, NIL);
+	engine_stage_approved(r, s, NULL);
+	return true;
+}
+
 /* A stage is rejected (by votes, or by its timeout): so is the request */
 void
 engine_stage_rejected(Req *r, StageRow *s, const char *reason, const char *denial)
@@ -414,16 +435,9 @@ engine_record_vote(Req *r, Eligible *e, const char *decision, const char *reason
 		aj_str(&j, "token", r->token);	/* cast by redeeming it (token.c) */
 	request_event(r, "voted", aj_finish(&j), s->stage, NIL);
 
-	if (approve && s->approvals >= s->required)
-	{
-		aj_init(&j);
-		aj_str(&j, "stage", s->stage);
-		aj_int(&j, "approvals", s->approvals);
-		aj_int(&j, "required", s->required);
-		request_event(r, "quorum_satisfied", aj_finish(&j), s->stage, NIL);
-		engine_stage_approved(r, s, NULL);
-	}
-	else if (!approve && s->rejections >= s->reject_required)
+	if (approve)
+		quorum_check(r, s);
+	else if (s->rejections >= s->reject_required)
 		engine_stage_rejected(r, s, reason, denial);
 	return true;
 }
@@ -575,16 +589,8 @@ engine_reassign(Req *r, StageRow *s, const char *from, const char *to, const cha
 	request_event(r, "reassigned", aj_finish(&j), s->stage,
 				  active && r->state == REQUEST_PENDING ? list_make1(pstrdup(to)) : NIL);
 
-	if (active && r->state == REQUEST_PENDING && s->approvals >= s->required)
-	{
-		aj_init(&j);
-		aj_str(&j, "stage", s->stage);
-		aj_int(&j, "approvals", s->approvals);
-		aj_int(&j, "required", s->required);
-		request_event(r, "quorum_satisfied", aj_finish(&j), s->stage, NIL);
-		engine_stage_approved(r, s, NULL);
+	if (active && r->state == REQUEST_PENDING && quorum_check(r, s))
 		engine_advance(r);
-	}
 }
 
 /*
